@@ -1,0 +1,74 @@
+"""Reading config and catalogue files: size-limited, alias-free YAML, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aksflight.errors import UsageError
+from rules.catalogue import Catalogue, parse_catalogue
+from rules.config import EnvironmentConfig, parse_config
+from rules.errors import RulesError
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
+class _NoAliasLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe YAML without anchors/aliases, so a small file cannot expand into a huge one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """Parse one YAML document from `path`; every failure is a one-line UsageError."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise UsageError(f"{path}: {what} is {size} bytes; at most {MAX_FILE_BYTES} allowed")
+        text = path.read_text(encoding="utf-8")
+    except UsageError:
+        raise
+    except FileNotFoundError:
+        raise UsageError(f"{path}: {what} not found") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: {what} is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: {what} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    try:
+        documents = list(yaml.load_all(text, Loader=_NoAliasLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not documents or documents == [None]:
+        raise UsageError(f"{path}: {what} is empty")
+    if len(documents) > 1:
+        raise UsageError(f"{path}: {what} must be one YAML document, found {len(documents)}")
+    return documents[0]
+
+
+def load_config(path: Path) -> EnvironmentConfig:
+    data = read_yaml(path, "config")
+    try:
+        return parse_config(data)
+    except RulesError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def load_catalogue(path: Path) -> Catalogue:
+    data = read_yaml(path, "catalogue")
+    try:
+        return parse_catalogue(data, str(path))
+    except RulesError as exc:
+        raise UsageError(str(exc)) from None

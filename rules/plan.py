@@ -1,0 +1,307 @@
+"""The plan: a DAG of checks, ordered in time by the documented deployment phases.
+
+Nodes are `Check`s plus one gate per phase (`phase:<id>`). Edges point from a
+prerequisite to what waits on it: DNS → TCP → TLS → HTTP for one host and port; the
+Kubernetes queries wait on TLS to the API server; every check of a phase waits on the gate
+of the phase before it, and a gate waits on every check its phase needs. So a failure
+blocks exactly what the documentation says cannot happen without it, and topological
+generations give the timeline.
+
+`Plan.decide` is the one place that says whether a node may run, given what finished
+before it; the preflight runner and the evaluation both use it, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+import networkx as nx
+
+from rules.model import PHASE_ORDER, Check, CheckKind, Observation, Phase, ProbeStatus, Requirement
+from rules.names import is_ip_address
+
+
+def gate_id(phase: Phase) -> str:
+    return f"phase:{phase.value}"
+
+
+class NodeState(StrEnum):
+    """How a node of the plan ended (or, for RUN, that it may start now)."""
+
+    RUN = "run"
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeResult:
+    state: NodeState
+    # For BLOCKED and FAILED: the failed check at the root of it (never a gate).
+    root: str | None = None
+    reason: str = ""
+
+
+RUN = NodeResult(NodeState.RUN)
+
+
+def result_of(observation: Observation) -> NodeResult:
+    """What an observation means for the checks that wait on it."""
+    if observation.status is ProbeStatus.OK:
+        return NodeResult(NodeState.OK)
+    if observation.status is ProbeStatus.SKIPPED:
+        return NodeResult(NodeState.SKIPPED, reason=observation.detail)
+    return NodeResult(NodeState.FAILED, root=observation.check_id)
+
+
+@dataclass
+class Plan:
+    """Checks, their requirements, and the graph that orders them."""
+
+    requirements: tuple[Requirement, ...]
+    checks: dict[str, Check]
+    graph: nx.DiGraph[str]
+    phases: tuple[Phase, ...]
+    _order: list[str] = field(default_factory=list, repr=False)
+
+    # -- structure -------------------------------------------------------------------
+    def prerequisites(self, node_id: str) -> list[str]:
+        return sorted(self.graph.predecessors(node_id))
+
+    def dependants(self, node_id: str) -> list[str]:
+        return sorted(self.graph.successors(node_id))
+
+    def order(self) -> list[str]:
+        """Every node, prerequisites first (a stable topological order)."""
+        if not self._order:
+            self._order = list(nx.lexicographical_topological_sort(self.graph))
+        return self._order
+
+    def timeline(self) -> list[list[str]]:
+        """Topological generations: what can run together, step by step."""
+        return [sorted(g) for g in nx.topological_generations(self.graph)]
+
+    def checks_in(self, phase: Phase) -> list[Check]:
+        """Checks whose first phase is `phase`, in plan order."""
+        return [
+            self.checks[n]
+            for n in self.order()
+            if n in self.checks and self.checks[n].phase is phase
+        ]
+
+    def needed_by(self, phase: Phase) -> list[str]:
+        """Every check the phase needs (also those first needed earlier)."""
+        gate = gate_id(phase)
+        if gate not in self.graph:
+            return []
+        return sorted(p for p in self.graph.predecessors(gate) if p in self.checks)
+
+    def blocks(self, check_id: str) -> list[str]:
+        """Every check that cannot run when `check_id` fails."""
+        return sorted(n for n in nx.descendants(self.graph, check_id) if n in self.checks)
+
+    def first_phase_broken_by(self, check_id: str) -> Phase:
+        return self.checks[check_id].phase
+
+    def probe_targets(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Each concrete host name with the ports probes will connect to (for the lab)."""
+        ports: dict[str, set[int]] = {}
+        for check in self.checks.values():
+            if check.unprobeable_reason or check.kind not in (CheckKind.DNS, CheckKind.TCP):
+                continue
+            entry = ports.setdefault(check.target, set())
+            if check.kind is CheckKind.TCP and check.port is not None:
+                entry.add(check.port)
+        return sorted((host, tuple(sorted(p))) for host, p in ports.items())
+
+    # -- flow ------------------------------------------------------------------------
+    def decide(self, node_id: str, done: Mapping[str, NodeResult]) -> NodeResult:
+        """May `node_id` run, given the results of its prerequisites?
+
+        Failed or blocked prerequisite → BLOCKED by the root failure. A skipped direct
+        prerequisite (not a gate) → SKIPPED. A gate → OK once nothing before it failed.
+        A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
+        """
+        roots = []
+        skipped = []
+        for prerequisite in self.prerequisites(node_id):
+            result = done[prerequisite]
+            if result.state in (NodeState.FAILED, NodeState.BLOCKED):
+                roots.append(result.root or prerequisite)
+            elif result.state is NodeState.SKIPPED and prerequisite in self.checks:
+                skipped.append(prerequisite)
+        if roots:
+            root = min(roots, key=self._rank)
+            return NodeResult(NodeState.BLOCKED, root=root, reason=f"waits on {root}")
+        check = self.checks.get(node_id)
+        if check is None:
+            return NodeResult(NodeState.OK)
+        if skipped:
+            return NodeResult(NodeState.SKIPPED, reason=f"{skipped[0]} was skipped")
+        if check.unprobeable_reason:
+            return NodeResult(NodeState.SKIPPED, reason=check.unprobeable_reason)
+        return RUN
+
+    def _rank(self, node_id: str) -> tuple[int, str]:
+        check = self.checks.get(node_id)
+        return (check.phase.rank if check else len(PHASE_ORDER), node_id)
+
+
+# -- building ----------------------------------------------------------------------------
+
+
+_CHAIN = {
+    "https": (CheckKind.DNS, CheckKind.TCP, CheckKind.TLS, CheckKind.HTTP),
+    "http": (CheckKind.DNS, CheckKind.TCP, CheckKind.HTTP),
+    "tcp": (CheckKind.DNS, CheckKind.TCP),
+    "udp": (CheckKind.DNS,),
+}
+
+
+def check_id(kind: CheckKind, host: str, port: int | None = None) -> str:
+    if kind is CheckKind.DNS or port is None:
+        return f"{kind.value}:{host}"
+    return f"{kind.value}:{host}:{port}"
+
+
+def _chain(req: Requirement) -> list[tuple[CheckKind, int | None]]:
+    if req.resolve_only:
+        return [(CheckKind.DNS, None)]
+    kinds = _CHAIN[req.protocol.value]
+    if is_ip_address(req.host):
+        kinds = tuple(k for k in kinds if k is not CheckKind.DNS)
+    return [(k, None if k is CheckKind.DNS else req.port) for k in kinds]
+
+
+class _Builder:
+    def __init__(self, selected: Collection[Phase]) -> None:
+        self.selected = selected
+        self.checks: dict[str, Check] = {}
+        self.edges: set[tuple[str, str]] = set()
+
+    def add(self, check: Check) -> str:
+        phases = tuple(p for p in check.phases if p in self.selected)
+        existing = self.checks.get(check.id)
+        if existing is not None:
+            phases = tuple(sorted({*existing.phases, *phases}, key=lambda p: p.rank))
+            check = replace(
+                existing,
+                phases=phases,
+                phase=phases[0],
+                requirement_ids=(*existing.requirement_ids, *check.requirement_ids),
+                purpose=_join(existing.purpose, check.purpose),
+                source=_join(existing.source, check.source),
+                breaks=existing.breaks or check.breaks,
+                expect_private=_merge_expect(existing.expect_private, check.expect_private),
+                private_link_zone=existing.private_link_zone or check.private_link_zone,
+                severity="fail" if "fail" in (existing.severity, check.severity) else "warn",
+            )
+        else:
+            check = replace(check, phases=phases, phase=phases[0])
+        self.checks[check.id] = check
+        return check.id
+
+    def add_requirement(self, req: Requirement, api_tls: str | None) -> None:
+        if req.kind is not None:
+            reason = None
+            if req.kind is CheckKind.PEER:
+                reason = "pod-network checks run only inside the cluster (--in-cluster)"
+            node = self.add(_check_for(req, req.kind, None, reason))
+            if api_tls and api_tls in self.checks and req.kind is CheckKind.KUBERNETES:
+                self.edges.add((api_tls, node))
+            return
+        if not req.probeable and req.missing_field is None:
+            return  # allowlist-only: a wildcard by design, a tag, or an undocumented name
+        reason = None
+        if req.missing_field is not None:
+            reason = f"{req.host} is a pattern; set {req.missing_field} in the config to probe it"
+        previous = None
+        for kind, port in _chain(req):
+            node = self.add(_check_for(req, kind, port, reason))
+            if previous is not None:
+                self.edges.add((previous, node))
+            previous = node
+
+
+def _check_for(req: Requirement, kind: CheckKind, port: int | None, reason: str | None) -> Check:
+    """The check of one kind that tests `req` (DNS checks carry the private-endpoint facts)."""
+    expect = True if req.private_endpoint else (None if req.catalogue == "extra" else False)
+    is_dns = kind is CheckKind.DNS
+    node_id = check_id(kind, req.host, port) if req.kind is None else f"{kind.value}:{req.host}"
+    return Check(
+        id=node_id,
+        kind=kind,
+        phase=req.phase,
+        target=req.host,
+        port=port,
+        phases=req.phases,
+        requirement_ids=(req.id,),
+        purpose=req.purpose,
+        source=req.source,
+        breaks=req.breaks,
+        expect_private=expect if is_dns else None,
+        private_link_zone=req.private_link_zone if is_dns else None,
+        severity=req.severity,
+        unprobeable_reason=reason,
+    )
+
+
+def _join(a: str, b: str) -> str:
+    if not a or b in a:
+        return a or b
+    return f"{a}; {b}"
+
+
+def _merge_expect(a: bool | None, b: bool | None) -> bool | None:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return False
+
+
+def build_plan(
+    requirements: Iterable[Requirement], phases: Collection[Phase] | None = None
+) -> Plan:
+    """The plan for these requirements, restricted to `phases` (default: all)."""
+    selected = tuple(p for p in PHASE_ORDER if phases is None or p in phases)
+    reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
+    builder = _Builder(selected)
+    api = next((r for r in reqs if r.id == "azureml-aks/api-server"), None)
+    api_tls = None
+    if (
+        api is not None
+        and api.port is not None
+        and (api.probeable or api.missing_field is not None)
+    ):
+        api_tls = check_id(CheckKind.TLS, api.host, api.port)
+    # Host requirements first, so the Kubernetes checks can wait on the API server's TLS.
+    for req in sorted(reqs, key=lambda r: r.kind is not None):
+        builder.add_requirement(req, api_tls)
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    graph.add_nodes_from(builder.checks)
+    graph.add_edges_from(builder.edges)
+    previous_gate = None
+    for phase in selected:
+        gate = gate_id(phase)
+        graph.add_node(gate)
+        if previous_gate is not None:
+            graph.add_edge(previous_gate, gate)
+        previous_gate = gate
+    prior = {p: gate_id(selected[i - 1]) for i, p in enumerate(selected) if i > 0}
+    for check in builder.checks.values():
+        for phase in check.phases:
+            graph.add_edge(check.id, gate_id(phase))
+        gate_before = prior.get(check.phase)
+        same_phase_prereq = any(
+            builder.checks[p].phase is check.phase
+            for p in graph.predecessors(check.id)
+            if p in builder.checks
+        )
+        if gate_before is not None and not same_phase_prereq:
+            graph.add_edge(gate_before, check.id)
+    return Plan(reqs, builder.checks, graph, selected)
