@@ -1,0 +1,7 @@
+"""`python -m aksflight`."""
+
+import sys
+
+from aksflight.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `aksflight` sub-command; each exposes `register(subparsers)`."""
