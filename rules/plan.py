@@ -121,22 +121,26 @@ class Plan:
     def decide(self, node_id: str, done: Mapping[str, NodeResult]) -> NodeResult:
         """May `node_id` run, given the results of its prerequisites?
 
-        Failed or blocked prerequisite → BLOCKED by the root failure. A skipped direct
+        Failed or blocked prerequisite → BLOCKED by the root failure (a gate ignores
+        failures of warn-level checks, which degrade a deployment but do not stop it). A skipped direct
         prerequisite (not a gate) → SKIPPED. A gate → OK once nothing before it failed.
         A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
         """
         roots = []
         skipped = []
+        check = self.checks.get(node_id)
         for prerequisite in self.prerequisites(node_id):
             result = done[prerequisite]
             if result.state in (NodeState.FAILED, NodeState.BLOCKED):
-                roots.append(result.root or prerequisite)
+                root = result.root or prerequisite
+                if check is None and self._degrades_only(root):
+                    continue  # a warn-level need (telemetry) does not stop the next phase
+                roots.append(root)
             elif result.state is NodeState.SKIPPED and prerequisite in self.checks:
                 skipped.append(prerequisite)
         if roots:
             root = min(roots, key=self._rank)
             return NodeResult(NodeState.BLOCKED, root=root, reason=f"waits on {root}")
-        check = self.checks.get(node_id)
         if check is None:
             return NodeResult(NodeState.OK)
         if skipped:
@@ -144,6 +148,10 @@ class Plan:
         if check.unprobeable_reason:
             return NodeResult(NodeState.SKIPPED, reason=check.unprobeable_reason)
         return RUN
+
+    def _degrades_only(self, check_id: str) -> bool:
+        check = self.checks.get(check_id)
+        return check is not None and check.severity == "warn"
 
     def _rank(self, node_id: str) -> tuple[int, str]:
         check = self.checks.get(node_id)

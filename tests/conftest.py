@@ -1,0 +1,28 @@
+"""Shared fixtures: the repository's example configs and a plan builder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rules.catalogue import requirements_for
+from rules.config import EnvironmentConfig, parse_config
+from rules.plan import Plan, build_plan
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "aksflight" / "examples"
+
+
+def example_config(name: str) -> EnvironmentConfig:
+    return parse_config(yaml.safe_load((EXAMPLES / name).read_text()))
+
+
+def example_plan(name: str) -> Plan:
+    return build_plan(requirements_for(example_config(name)))
+
+
+@pytest.fixture
+def key_auth_plan() -> Plan:
+    return example_plan("key-auth-auto-domain.yaml")
