@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
-from router_support import free_port
 
 from router.auth import TokenIssuer, generate_signing_key
 from router.server import start_process, wait_until_ready
+from tests.router.router_support import free_port
 
 pytestmark = [pytest.mark.modelserver, pytest.mark.slow]
 
@@ -242,7 +242,7 @@ def test_token_auth_accepts_issued_tokens_and_rejects_bad_ones(
     other_audience, _ = issuer.issue("iris")
     other_issuer, _ = TokenIssuer(private, "someone-else").issue("iris-token")
     stranger, _ = TokenIssuer(generate_signing_key()[0], "aksflight").issue("iris-token")
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     forged_payload = jwt.utils.base64url_encode(
         json.dumps({**claims, "aud": "iris-token", "exp": claims["exp"] + 86400}).encode()

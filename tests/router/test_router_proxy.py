@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from router_support import backend, dumps, free_port, router, router_config, run
+
+from tests.router.router_support import backend, dumps, free_port, router, router_config, run
 
 SCORE = "/api/v1/service/{}/score"
 
@@ -19,27 +20,27 @@ def test_scores_through_the_v1_route_and_keeps_the_request_id() -> None:
         async with (
             backend() as model,
             router(router_config([_service("iris", [model.url])])) as server,
+            httpx.AsyncClient(base_url=server.base_url) as client,
         ):
-            async with httpx.AsyncClient(base_url=server.base_url) as client:
-                answer = await client.post(
-                    SCORE.format("iris"),
-                    content=dumps({"data": [[1, 2]]}),
-                    headers={"x-ms-request-id": "abc-123", "Content-Type": "application/json"},
-                )
-                assert answer.status_code == 200
-                assert answer.json()["bytes"] == len(dumps({"data": [[1, 2]]}))
-                assert answer.headers["x-ms-request-id"] == "abc-123"
-                assert answer.headers["x-ms-run-fn-exec-ms"] == "1"
-                assert model.seen_headers[-1]["x-ms-request-id"] == "abc-123"
-                assert "Authorization" not in model.seen_headers[-1]
-                generated = await client.get(SCORE.format("iris"))
-                assert generated.status_code == 200
-                assert generated.json()["method"] == "GET"
-                assert len(generated.headers["x-ms-request-id"]) == 36
-                swagger = await client.get("/api/v1/service/iris/swagger.json?version=3")
-                assert swagger.json() == {"swagger": "2.0", "query": {"version": "3"}}
-                missing = await client.post(SCORE.format("nope"), content=b"{}")
-                assert missing.status_code == 404
+            answer = await client.post(
+                SCORE.format("iris"),
+                content=dumps({"data": [[1, 2]]}),
+                headers={"x-ms-request-id": "abc-123", "Content-Type": "application/json"},
+            )
+            assert answer.status_code == 200
+            assert answer.json()["bytes"] == len(dumps({"data": [[1, 2]]}))
+            assert answer.headers["x-ms-request-id"] == "abc-123"
+            assert answer.headers["x-ms-run-fn-exec-ms"] == "1"
+            assert model.seen_headers[-1]["x-ms-request-id"] == "abc-123"
+            assert "Authorization" not in model.seen_headers[-1]
+            generated = await client.get(SCORE.format("iris"))
+            assert generated.status_code == 200
+            assert generated.json()["method"] == "GET"
+            assert len(generated.headers["x-ms-request-id"]) == 36
+            swagger = await client.get("/api/v1/service/iris/swagger.json?version=3")
+            assert swagger.json() == {"swagger": "2.0", "query": {"version": "3"}}
+            missing = await client.post(SCORE.format("nope"), content=b"{}")
+            assert missing.status_code == 404
 
     run(scenario())
 
