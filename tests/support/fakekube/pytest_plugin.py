@@ -1,0 +1,27 @@
+"""The ``fakekube`` fixture: a started FakeKube, stopped after the test.
+
+Load it with ``pytest_plugins = ["fakekube.pytest_plugin"]`` in a conftest. The fixture
+also fails the test if the fake itself hit an internal error, so a bug in the fake
+cannot pass for a bug in the code under test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .fake import FakeKube
+
+
+@pytest.fixture
+def fakekube(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
+    """A running fake API server; ``@pytest.mark.fakekube(controllers=False)`` switches."""
+    marker = request.node.get_closest_marker("fakekube")
+    options = dict(marker.kwargs) if marker else {}
+    server = FakeKube(**options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    if server.internal_errors:
+        pytest.fail("the fake API server failed internally:\n" + "\n".join(server.internal_errors))
