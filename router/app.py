@@ -193,6 +193,9 @@ class Router:
                 "busy": load.busy,
                 "in_flight": load.in_flight,
                 "queued": load.queued,
+                "average_load": service.extra.get(
+                    "average_load", float(load.in_flight + load.queued)
+                ),
             }
             for name, service in self.services.items()
             for load in [service.pool.load()]

@@ -114,10 +114,24 @@ class KubernetesDiscovery:
             self._api.stop()
 
 
-def build_discovery(config: RouterConfig, router: Router) -> KubernetesDiscovery | None:
+def build_discovery(
+    config: RouterConfig, router: Router, api: ClusterApi | None
+) -> KubernetesDiscovery | None:
     """None for static discovery: the configuration's replica lists are all there is."""
     if config.discovery.kind == "static":
         return None
+    assert api is not None, "Kubernetes discovery needs a cluster API"
+    return KubernetesDiscovery(api, config.discovery.kubernetes, router)
+
+
+def connect_cluster(config: RouterConfig) -> ClusterApi | None:
+    """One API client for discovery, peers and the scaler, when any of them uses Kubernetes."""
+    uses = (
+        config.discovery.kind == "kubernetes"
+        or config.peers.kind == "kubernetes"
+        or config.scaler.kind == "kubernetes"
+    )
+    if not uses:
+        return None
     settings = config.discovery.kubernetes
-    api = KubernetesApi.connect(settings.in_cluster, settings.kubeconfig)
-    return KubernetesDiscovery(api, settings, router)
+    return KubernetesApi.connect(settings.in_cluster, settings.kubeconfig)

@@ -19,7 +19,7 @@ import aiohttp
 
 from router.config import PeersConfig, RouterConfig
 from router.errors import DiscoveryError
-from router.kube import ClusterApi, KubernetesApi, pod_is_ready
+from router.kube import ClusterApi, pod_is_ready
 
 log = logging.getLogger(__name__)
 
@@ -130,13 +130,11 @@ class PeerSet:
                 await asyncio.sleep(refresh_seconds)
 
 
-def build_peer_source(config: RouterConfig) -> PeerSource | None:
+def build_peer_source(config: RouterConfig, api: ClusterApi | None) -> PeerSource | None:
     peers = config.peers
     if peers.kind == "static":
         return StaticPeers(peers.static)
     if peers.kind == "kubernetes":
-        settings = config.discovery.kubernetes
-        return KubernetesPeers(
-            KubernetesApi.connect(settings.in_cluster, settings.kubeconfig), peers
-        )
+        assert api is not None, "Kubernetes peers need a cluster API"
+        return KubernetesPeers(api, peers)
     return None

@@ -21,10 +21,10 @@ import aiohttp
 
 from router.config import RouterConfig
 from router.errors import ScalerError
-from router.kube import ClusterApi, KubernetesApi
+from router.kube import ClusterApi
 
 if TYPE_CHECKING:
-    from router.app import Router, Service
+    from router.app import Service
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +186,10 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait()
 
 
-def build_scaler(config: RouterConfig, router: Router) -> Scaler | None:
+def build_scaler(config: RouterConfig, api: ClusterApi | None) -> Scaler | None:
     if config.scaler.kind == "kubernetes":
-        settings = config.discovery.kubernetes
-        api = KubernetesApi.connect(settings.in_cluster, settings.kubeconfig)
-        return KubernetesScaler(api, settings.namespace)
+        assert api is not None, "the Kubernetes scaler needs a cluster API"
+        return KubernetesScaler(api, config.discovery.kubernetes.namespace)
     if config.scaler.kind == "local":
         return LocalProcessScaler()
     return None

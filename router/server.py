@@ -25,8 +25,9 @@ from aiohttp import web
 from router.app import Router
 from router.autoscaler import Autoscaler
 from router.config import RouterConfig, load_config
-from router.discovery import build_discovery
+from router.discovery import build_discovery, connect_cluster
 from router.errors import ConfigError, RouterError
+from router.kube import ClusterApi
 from router.peers import PeerSet, build_peer_source
 from router.scalers import build_scaler
 
@@ -49,8 +50,14 @@ def _ssl_context(config: RouterConfig) -> ssl.SSLContext | None:
 class RouterServer:
     """The router with its listener and background tasks; start() then stop()."""
 
-    def __init__(self, config: RouterConfig, config_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        config_path: Path | None = None,
+        cluster_api: ClusterApi | None = None,
+    ) -> None:
         self.config = config
+        self.cluster_api = cluster_api or connect_cluster(config)
         self.config_path = config_path
         self.router = Router(config)
         self.port: int | None = None
@@ -60,7 +67,7 @@ class RouterServer:
         self._tasks: list[asyncio.Task[None]] = []
         self._config_mtime = self._mtime()
         self._probe_session: aiohttp.ClientSession | None = None
-        self._scaler = build_scaler(config, self.router)
+        self._scaler = build_scaler(config, self.cluster_api)
         self._stopped = asyncio.Event()
 
     def _mtime(self) -> float | None:
@@ -95,13 +102,13 @@ class RouterServer:
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
         self.port = server.sockets[0].getsockname()[1]
-        discovery = build_discovery(self.config, self.router)
+        discovery = build_discovery(self.config, self.router, self.cluster_api)
         self._spawn(self._health_loop())
         if discovery is not None:
             self._spawn(discovery.run())
         if self.config_path is not None and self.config.reload_seconds > 0:
             self._spawn(self._reload_loop())
-        peer_source = build_peer_source(self.config)
+        peer_source = build_peer_source(self.config, self.cluster_api)
         if peer_source is not None:
             self._spawn(self.peers.run(peer_source, self.config.peers.refresh_seconds))
         await self._prepare_replicas()
