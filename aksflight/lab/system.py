@@ -49,10 +49,12 @@ def find_tools() -> Tools:
 
 
 def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return "no error output"
+    """The line that says what went wrong (nft prefixes it with "In file included from")."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if "Error:" in line:
+            return line
+    return lines[0] if lines else "no error output"
 
 
 def run(argv: Sequence[str], what: str, stdin: str | None = None) -> str:
@@ -139,16 +141,11 @@ def cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def stop_processes(pids: Sequence[int], grace_s: float = 1.0) -> list[int]:
     """SIGTERM each process group (each pid leads its own session), then SIGKILL stragglers.
 
-    Returns the pids that were alive. Waits until they are really gone, so a namespace
-    deleted afterwards is not kept alive by a dying process.
+    Returns the pids that were alive. Waits until each is gone or a zombie (never reaping:
+    a zombie's exit status belongs to its parent), so a deleted namespace is really freed.
     """
     alive = [pid for pid in dict.fromkeys(pids) if pid > 1 and is_alive(pid)]
     for pid in alive:
@@ -156,8 +153,6 @@ def stop_processes(pids: Sequence[int], grace_s: float = 1.0) -> list[int]:
     deadline = time.monotonic() + grace_s
     remaining = list(alive)
     while remaining:
-        for pid in remaining:
-            _reap(pid)
         remaining = [pid for pid in remaining if is_alive(pid)]
         if not remaining:
             break
