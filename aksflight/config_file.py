@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,24 @@ from rules.errors import RulesError
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
-class _NoAliasLoader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe YAML without anchors/aliases, so a small file cannot expand into a huge one."""
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "YAML aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
+
+def _reject_aliases(data: Any) -> None:
+    """Refuse YAML aliases of mappings or lists: a few lines must not expand into millions.
+
+    The fast C loader shares aliased nodes instead of copying them, so a container met
+    twice while walking is an alias; walking stays linear in the file's real size.
+    """
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                raise UsageError("YAML aliases (*name) of mappings or lists are not allowed")
+            seen.add(id(node))
+            stack.extend(node.values() if isinstance(node, dict) else node)
 
 
 def read_yaml(path: Path, what: str) -> Any:
@@ -44,8 +53,17 @@ def read_yaml(path: Path, what: str) -> Any:
         raise UsageError(f"{path}: {what} is not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    if text.lstrip().startswith("{"):
+        # JSON is YAML: generated configs (thousands of dependencies) take the fast parser.
+        try:
+            documents = [json.loads(text)]
+        except ValueError:
+            documents = None
+    else:
+        documents = None
     try:
-        documents = list(yaml.load_all(text, Loader=_NoAliasLoader))
+        if documents is None:
+            documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -55,6 +73,10 @@ def read_yaml(path: Path, what: str) -> Any:
         raise UsageError(f"{path}: {what} is empty")
     if len(documents) > 1:
         raise UsageError(f"{path}: {what} must be one YAML document, found {len(documents)}")
+    try:
+        _reject_aliases(documents[0])
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     return documents[0]
 
 

@@ -100,7 +100,7 @@ class Cluster(_Strict):
 
     @model_validator(mode="after")
     def _name(self) -> Cluster:
-        if not _AKS_NAME.match(self.name):
+        if not _AKS_NAME.fullmatch(self.name):
             raise ValueError(
                 f"invalid AKS name {self.name!r}: 1 to 63 letters, digits, '-' or '_', "
                 "starting and ending with a letter or digit"
@@ -119,7 +119,7 @@ class Registry(_Strict):
 
     @model_validator(mode="after")
     def _name(self) -> Registry:
-        if not _ACR_NAME.match(self.name):
+        if not _ACR_NAME.fullmatch(self.name):
             raise ValueError(f"invalid ACR name {self.name!r}: 5 to 50 letters and digits")
         return self
 
@@ -199,7 +199,7 @@ class EnvironmentConfig(_Strict):
                 "workspace.region",
                 f"unknown {self.cloud} region {self.workspace.region!r}",
             )
-        if not _STORAGE_NAME.match(self.storage_account):
+        if not _STORAGE_NAME.fullmatch(self.storage_account):
             raise ConfigError(
                 "storage_account",
                 f"invalid storage account name {self.storage_account!r}: "

@@ -19,7 +19,7 @@ def check_label(value: str) -> str | None:
         return "must be ASCII"
     if not 1 <= len(value) <= 63:
         return "a DNS label has 1 to 63 characters"
-    if not _LABEL.match(value):
+    if not _LABEL.fullmatch(value):
         return "a DNS label has lowercase letters, digits and inner hyphens only"
     return None
 
@@ -55,6 +55,8 @@ def is_ip_address(value: str) -> bool:
     """An IPv4 or IPv6 literal, without an IPv6 zone (``%eth0`` has no place in a rule)."""
     if "%" in value or not value.isascii():
         return False
+    if ":" not in value and not value.replace(".", "").isdigit():
+        return False  # the common case, a host name: skip the parser
     try:
         ipaddress.ip_address(value)
     except ValueError:

@@ -75,9 +75,9 @@ class Plan:
         return sorted(self.graph.successors(node_id))
 
     def order(self) -> list[str]:
-        """Every node, prerequisites first (a stable topological order)."""
+        """Every node, prerequisites first (stable: the graph is built in a fixed order)."""
         if not self._order:
-            self._order = list(nx.lexicographical_topological_sort(self.graph))
+            self._order = list(nx.topological_sort(self.graph))
         return self._order
 
     def timeline(self) -> list[list[str]]:
@@ -122,8 +122,8 @@ class Plan:
         """May `node_id` run, given the results of its prerequisites?
 
         Failed or blocked prerequisite → BLOCKED by the root failure (a gate ignores
-        failures of warn-level checks, which degrade a deployment but do not stop it). A skipped direct
-        prerequisite (not a gate) → SKIPPED. A gate → OK once nothing before it failed.
+        failures of warn-level checks, which degrade a deployment but do not stop it).
+        A skipped direct prerequisite (not a gate) → SKIPPED. A gate → OK once nothing before it failed.
         A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
         """
         roots = []
@@ -191,10 +191,9 @@ class _Builder:
         self.edges: set[tuple[str, str]] = set()
 
     def add(self, check: Check) -> str:
-        phases = tuple(p for p in check.phases if p in self.selected)
         existing = self.checks.get(check.id)
         if existing is not None:
-            phases = tuple(sorted({*existing.phases, *phases}, key=lambda p: p.rank))
+            phases = tuple(sorted({*existing.phases, *check.phases}, key=lambda p: p.rank))
             check = replace(
                 existing,
                 phases=phases,
@@ -207,12 +206,13 @@ class _Builder:
                 private_link_zone=existing.private_link_zone or check.private_link_zone,
                 severity="fail" if "fail" in (existing.severity, check.severity) else "warn",
             )
-        else:
-            check = replace(check, phases=phases, phase=phases[0])
         self.checks[check.id] = check
         return check.id
 
     def add_requirement(self, req: Requirement, api_tls: str | None) -> None:
+        phases = tuple(p for p in req.phases if p in self.selected)
+        if phases != req.phases:
+            req = replace(req, phases=phases)
         if req.kind is not None:
             reason = None
             if req.kind is CheckKind.PEER:
@@ -301,15 +301,14 @@ def build_plan(
             graph.add_edge(previous_gate, gate)
         previous_gate = gate
     prior = {p: gate_id(selected[i - 1]) for i, p in enumerate(selected) if i > 0}
+    waits_in_phase = {
+        b for a, b in builder.edges if builder.checks[a].phase is builder.checks[b].phase
+    }
     for check in builder.checks.values():
         for phase in check.phases:
             graph.add_edge(check.id, gate_id(phase))
         gate_before = prior.get(check.phase)
-        same_phase_prereq = any(
-            builder.checks[p].phase is check.phase
-            for p in graph.predecessors(check.id)
-            if p in builder.checks
-        )
-        if gate_before is not None and not same_phase_prereq:
+        # A check that waits on another check of its own phase inherits the gate from it.
+        if gate_before is not None and check.id not in waits_in_phase:
             graph.add_edge(gate_before, check.id)
     return Plan(reqs, builder.checks, graph, selected)

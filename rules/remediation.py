@@ -90,9 +90,7 @@ def allow_hint(requirements: Iterable[Requirement], check: Check) -> str:
     if check.kind in (CheckKind.KUBERNETES, CheckKind.PEER) or check.port is None:
         return ""
     companions = sorted(
-        r.host
-        for r in requirements
-        if r.is_wildcard and r.host[2:].endswith("." + check.target)
+        r.host for r in requirements if r.is_wildcard and r.host[2:].endswith("." + check.target)
     )
     names = " and ".join([check.target, *companions])
     return f"Allow TCP {check.port} to {names} (aksflight allowlist writes the rules)."

@@ -24,7 +24,9 @@ def test_every_example_has_expectations() -> None:
 def test_check_ids_per_phase_exactly(name: str) -> None:
     expected = yaml.safe_load((EXPECTED / name).read_text())
     plan = example_plan(name)
-    actual = {p.value: sorted(c.id for c in plan.checks.values() if c.phase is p) for p in PHASE_ORDER}
+    actual = {
+        p.value: sorted(c.id for c in plan.checks.values() if c.phase is p) for p in PHASE_ORDER
+    }
     assert actual == expected
 
 
@@ -93,7 +95,10 @@ def test_sovereign_cloud_undocumented_names_are_reported_not_invented() -> None:
     plan = example_plan("china-token-auth.yaml")
     assert config.service.auth == "token"
     undocumented = [r for r in plan.requirements if r.host.startswith("<")]
-    assert {r.id for r in undocumented} == {"azureml-aks/azureml-api", "azureml-aks/kusto-telemetry"}
+    assert {r.id for r in undocumented} == {
+        "azureml-aks/azureml-api",
+        "azureml-aks/kusto-telemetry",
+    }
     assert all("china" in r.note for r in undocumented)
     assert "dns:mcr.azure.cn" in plan.checks
     assert not any(c.target.endswith(("windows.net", "azmk8s.io")) for c in plan.checks.values())
