@@ -123,8 +123,8 @@ class Plan:
 
         Failed or blocked prerequisite → BLOCKED by the root failure (a gate ignores
         failures of warn-level checks, which degrade a deployment but do not stop it).
-        A skipped direct prerequisite (not a gate) → SKIPPED. A gate → OK once nothing before it failed.
-        A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
+        A skipped direct prerequisite (not a gate) → SKIPPED. A gate → OK once nothing
+        before it failed. A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
         """
         roots = []
         skipped = []
