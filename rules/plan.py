@@ -124,7 +124,8 @@ class Plan:
         Failed or blocked prerequisite → BLOCKED by the root failure (a gate ignores
         failures of warn-level checks, which degrade a deployment but do not stop it).
         A skipped direct prerequisite (not a gate) → SKIPPED. A gate → OK once nothing
-        before it failed. A check that cannot be probed from here → SKIPPED with its reason. Else RUN.
+        before it failed. A check that cannot be probed from here → SKIPPED with its
+        reason. Otherwise RUN.
         """
         roots = []
         skipped = []
