@@ -14,14 +14,30 @@ from rules.plan import Plan, build_plan
 
 
 def add_config_flags(parser: argparse.ArgumentParser, *, phases: bool = True) -> None:
-    parser.add_argument("-c", "--config", required=True, type=Path, metavar="FILE",
-                        help="the environment config (YAML)")
-    parser.add_argument("--catalogue", action="append", default=[], type=Path, metavar="FILE",
-                        help="an extra catalogue file of your own (repeatable)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the environment config (YAML)",
+    )
+    parser.add_argument(
+        "--catalogue",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="an extra catalogue file of your own (repeatable)",
+    )
     if phases:
-        parser.add_argument("--phase", action="append", default=[], metavar="P",
-                            help="only these phases (repeatable): "
-                            + ", ".join(p.value for p in PHASE_ORDER))
+        parser.add_argument(
+            "--phase",
+            action="append",
+            default=[],
+            metavar="P",
+            help="only these phases (repeatable): " + ", ".join(p.value for p in PHASE_ORDER),
+        )
 
 
 def parse_phases(values: list[str]) -> list[Phase] | None:

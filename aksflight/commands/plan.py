@@ -27,9 +27,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _config, plan = load_plan(args)
     from reports import PLAN_FORMATS
 
-    _config, plan = load_plan(args)
     render = PLAN_FORMATS[args.output]
     write_output(render(plan), args.out, sys.stdout)
     return 0

@@ -28,7 +28,9 @@ def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--max-concurrent: {text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(
+            f"--max-concurrent: {text!r} is not a whole number"
+        ) from None
     if value < 1:
         raise argparse.ArgumentTypeError("--max-concurrent: must be at least 1")
     return value
@@ -40,15 +42,30 @@ def register(sub: Any) -> None:
         help="size model replicas: ceil(rps × request time / utilization / max concurrent)",
         description="Replica count for a target load, as Azure ML v1 documents it.",
     )
-    parser.add_argument("--rps", required=True, type=_positive_float("--rps"),
-                        help="requests per second to serve")
-    parser.add_argument("--request-time", required=True, type=_positive_float("--request-time"),
-                        metavar="S", help="seconds one request takes in the model")
-    parser.add_argument("--target-utilization", default=0.7,
-                        type=_positive_float("--target-utilization"), metavar="U",
-                        help="target utilization in (0, 1], or a percentage such as 70")
-    parser.add_argument("--max-concurrent", default=1, type=_positive_int, metavar="C",
-                        help="replica_max_concurrent_requests (default 1)")
+    parser.add_argument(
+        "--rps", required=True, type=_positive_float("--rps"), help="requests per second to serve"
+    )
+    parser.add_argument(
+        "--request-time",
+        required=True,
+        type=_positive_float("--request-time"),
+        metavar="S",
+        help="seconds one request takes in the model",
+    )
+    parser.add_argument(
+        "--target-utilization",
+        default=0.7,
+        type=_positive_float("--target-utilization"),
+        metavar="U",
+        help="target utilization in (0, 1], or a percentage such as 70",
+    )
+    parser.add_argument(
+        "--max-concurrent",
+        default=1,
+        type=_positive_int,
+        metavar="C",
+        help="replica_max_concurrent_requests (default 1)",
+    )
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     parser.set_defaults(handler=run)
 
@@ -63,12 +80,16 @@ def run(args: argparse.Namespace) -> int:
     except SizingError as exc:
         raise UsageError(str(exc)) from None
     if args.output == "json":
-        print(json.dumps({
-            "replicas": estimate.replicas,
-            "concurrent_requests": estimate.concurrent_requests,
-            "target_utilization": estimate.target_utilization,
-            "max_concurrent": estimate.max_concurrent,
-        }))
+        print(
+            json.dumps(
+                {
+                    "replicas": estimate.replicas,
+                    "concurrent_requests": estimate.concurrent_requests,
+                    "target_utilization": estimate.target_utilization,
+                    "max_concurrent": estimate.max_concurrent,
+                }
+            )
+        )
     else:
         print(
             f"{estimate.replicas} replicas: {args.rps:g} req/s × {args.request_time:g} s = "
