@@ -84,14 +84,13 @@ class RouterServer:
         return f"{scheme}://{self.config.listen.host}:{self.port}"
 
     async def start(self) -> None:
+        ssl_context = _ssl_context(self.config)
         await self.router.start()
         self._probe_session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1))
         self._runner = web.AppRunner(self.router.application(), access_log=None)
         await self._runner.setup()
         listen = self.config.listen
-        site = web.TCPSite(
-            self._runner, listen.host, listen.port, ssl_context=_ssl_context(self.config)
-        )
+        site = web.TCPSite(self._runner, listen.host, listen.port, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as exc:
