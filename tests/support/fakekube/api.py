@@ -95,8 +95,9 @@ class Api:
         if not isinstance(body, dict):
             raise BadRequest(f"the body of a {resource.kind} request must be a JSON object")
         obj = copy.deepcopy(body)
-        api_version, kind = obj.setdefault("apiVersion", resource.api_version), obj.setdefault(
-            "kind", resource.kind
+        api_version, kind = (
+            obj.setdefault("apiVersion", resource.api_version),
+            obj.setdefault("kind", resource.kind),
         )
         if (api_version, kind) != (resource.api_version, resource.kind):
             raise BadRequest(
@@ -256,7 +257,14 @@ class Api:
                 new["status"] = copy.deepcopy(old["status"])
             else:
                 new.pop("status", None)
-        for field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "name", "namespace"):
+        for field in (
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "deletionTimestamp",
+            "name",
+            "namespace",
+        ):
             if field in old_meta:
                 meta[field] = old_meta[field]
         if "managedFields" not in meta and "managedFields" in old_meta:
@@ -314,7 +322,9 @@ class Api:
         """PATCH in any of the four patch types; apply creates a missing object."""
         with self._writing():
             if patch_type == patching.APPLY_PATCH:
-                return self._apply(resource, name, body, namespace, subresource, field_manager, dry_run)
+                return self._apply(
+                    resource, name, body, namespace, subresource, field_manager, dry_run
+                )
             old = self.current(resource, name, namespace)
             if patch_type == patching.JSON_PATCH:
                 new = patching.json_patch(old, body)
@@ -323,7 +333,9 @@ class Api:
             elif patch_type == patching.MERGE_PATCH:
                 new = patching.merge_patch(old, body)
             elif patch_type == patching.STRATEGIC_MERGE_PATCH:
-                new = self.merger.strategic(self.schemas.root(resource.api_version, resource.kind), old, body)
+                new = self.merger.strategic(
+                    self.schemas.root(resource.api_version, resource.kind), old, body
+                )
             else:
                 raise ApiError(f"the media type {patch_type!r} is not a patch type")
             if not isinstance(new, dict):
@@ -354,7 +366,9 @@ class Api:
             raise BadRequest(f"the name in the applied configuration must be {name!r}")
         root = self.schemas.root(resource.api_version, resource.kind)
         fields = self.merger.fieldset(root, {k: v for k, v in applied.items() if k != "metadata"})
-        meta_fields = self.merger.fieldset(self.schemas.child(root, "metadata"), applied["metadata"])
+        meta_fields = self.merger.fieldset(
+            self.schemas.child(root, "metadata"), applied["metadata"]
+        )
         fields["f:metadata"] = meta_fields
         entry = {
             "manager": field_manager,
@@ -366,14 +380,20 @@ class Api:
         }
         if subresource:
             entry["subresource"] = subresource
-        old = self.store.find(resource, name, applied["metadata"]["namespace"] if resource.namespaced else None)
+        old = self.store.find(
+            resource, name, applied["metadata"]["namespace"] if resource.namespaced else None
+        )
         if old is None:
             if subresource:
                 raise self._not_found(resource, name)
             applied["metadata"]["managedFields"] = [entry]
             return self.create(resource, applied, namespace, dry_run)
         entries = copy.deepcopy(old["metadata"].get("managedFields") or [])
-        mine = [e for e in entries if e.get("manager") == field_manager and e.get("operation") == "Apply"]
+        mine = [
+            e
+            for e in entries
+            if e.get("manager") == field_manager and e.get("operation") == "Apply"
+        ]
         others: Obj = {}
         for e in entries:
             if e not in mine and e.get("operation") == "Apply":
@@ -388,6 +408,7 @@ class Api:
 
     def _resize(self, resource: ResourceType, old: Obj, new: Obj, dry_run: bool) -> Obj:
         """pods/resize: only container resources may change; the kubelet takes them at once."""
+
         def without_resources(pod: Obj) -> Any:
             spec = copy.deepcopy(pod.get("spec") or {})
             for container in spec.get("containers") or []:
@@ -421,7 +442,10 @@ class Api:
         return {
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            },
             "spec": {"replicas": obj["spec"].get("replicas", 1)},
             "status": {
                 "replicas": (obj.get("status") or {}).get("replicas", 0),
@@ -430,7 +454,12 @@ class Api:
         }
 
     def update_scale(
-        self, resource: ResourceType, name: str, scale: Any, namespace: str | None, dry_run: bool = False
+        self,
+        resource: ResourceType,
+        name: str,
+        scale: Any,
+        namespace: str | None,
+        dry_run: bool = False,
     ) -> Obj:
         with self._writing():
             old = self.current(resource, name, namespace)
@@ -443,7 +472,10 @@ class Api:
             if errors or replicas < 0:
                 raise Invalid(
                     f'Scale.autoscaling "{name}" is invalid: '
-                    + (", ".join(f"{e['field']}: {e['message']}" for e in errors) or "spec.replicas: must be >= 0"),
+                    + (
+                        ", ".join(f"{e['field']}: {e['message']}" for e in errors)
+                        or "spec.replicas: must be >= 0"
+                    ),
                     kind="Scale",
                     name=name,
                     causes=errors,
@@ -544,13 +576,20 @@ class Api:
                     continue
                 if propagation == "Orphan":
                     new = copy.deepcopy(obj)
-                    new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != owner_uid]
+                    new["metadata"]["ownerReferences"] = [
+                        r for r in refs if r.get("uid") != owner_uid
+                    ]
                     if not new["metadata"]["ownerReferences"]:
                         del new["metadata"]["ownerReferences"]
                     self.store.update(other, new, obj)
                 else:
                     try:
-                        self.delete(other, obj["metadata"]["name"], obj["metadata"].get("namespace"), "Background")
+                        self.delete(
+                            other,
+                            obj["metadata"]["name"],
+                            obj["metadata"].get("namespace"),
+                            "Background",
+                        )
                     except NotFound:
                         continue
 
@@ -565,6 +604,8 @@ class Api:
         with self._writing():
             items, _, _ = self.list(resource, namespace, label_selector, field_selector)
             return [
-                self.delete(resource, obj["metadata"]["name"], obj["metadata"].get("namespace"), propagation)
+                self.delete(
+                    resource, obj["metadata"]["name"], obj["metadata"].get("namespace"), propagation
+                )
                 for obj in items
             ]

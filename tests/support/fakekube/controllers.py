@@ -80,8 +80,17 @@ class Controllers:
         self._local = threading.local()
         self._types: dict[str, ResourceType] = {
             k: api.registry.resolve(k)
-            for k in ("Deployment", "ReplicaSet", "Pod", "Job", "Service", "Endpoints", "EndpointSlice",
-                      "ServiceAccount", "ConfigMap")
+            for k in (
+                "Deployment",
+                "ReplicaSet",
+                "Pod",
+                "Job",
+                "Service",
+                "Endpoints",
+                "EndpointSlice",
+                "ServiceAccount",
+                "ConfigMap",
+            )
         }
         api.store.subscribe(self._queue.append)
         api.on_settle(self.run_pending)
@@ -104,8 +113,13 @@ class Controllers:
         message: str = "",
     ) -> PodRule:
         """Pods matching every given criterion start in ``mode`` (newest rule wins)."""
-        rule = PodRule(PodBehaviour(mode, log, exit_code, message), name_prefix, dict(labels or {}),
-                       namespace, owner_name_prefix)
+        rule = PodRule(
+            PodBehaviour(mode, log, exit_code, message),
+            name_prefix,
+            dict(labels or {}),
+            namespace,
+            owner_name_prefix,
+        )
         self.kubelet.rules.append(rule)
         return rule
 
@@ -130,7 +144,9 @@ class Controllers:
         with self.api._writing():
             for kind in ("Deployment", "ReplicaSet", "Job", "Service"):
                 for obj in self.api.store.list(self._types[kind]):
-                    self._reconcile(kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                    self._reconcile(
+                        kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+                    )
             for pod in self.api.store.list(self._types["Pod"]):
                 self.kubelet.run(pod)
 
@@ -171,8 +187,12 @@ class Controllers:
             self._reconcile(kind, ns, name)
 
     def _reconcile(self, kind: str, ns: str, name: str) -> None:
-        handler = {"Deployment": self._deployment, "ReplicaSet": self._replicaset, "Job": self._job,
-                   "Service": self._service}[kind]
+        handler = {
+            "Deployment": self._deployment,
+            "ReplicaSet": self._replicaset,
+            "Job": self._job,
+            "Service": self._service,
+        }[kind]
         handler(ns, name)
 
     def _owned(self, kind: str, owner: Obj) -> list[Obj]:
@@ -191,8 +211,12 @@ class Controllers:
         if self.api.store.find(self._types["ConfigMap"], "kube-root-ca.crt", name) is None:
             self.api.create(
                 self._types["ConfigMap"],
-                {"metadata": {"name": "kube-root-ca.crt"},
-                 "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"}},
+                {
+                    "metadata": {"name": "kube-root-ca.crt"},
+                    "data": {
+                        "ca.crt": "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
+                    },
+                },
                 name,
             )
 
@@ -207,13 +231,24 @@ class Controllers:
         template = copy.deepcopy(spec["template"])
         pod_hash = _template_hash(template)
         owned = self._owned("ReplicaSet", deployment)
-        new_rs = next((rs for rs in owned if rs["metadata"].get("labels", {}).get("pod-template-hash") == pod_hash),
-                      None)
-        revisions = [int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0"))
-                     for rs in owned]
+        new_rs = next(
+            (
+                rs
+                for rs in owned
+                if rs["metadata"].get("labels", {}).get("pod-template-hash") == pod_hash
+            ),
+            None,
+        )
+        revisions = [
+            int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0"))
+            for rs in owned
+        ]
         rs_type = self._types["ReplicaSet"]
         if new_rs is None:
-            labels = {**(template.get("metadata", {}).get("labels") or {}), "pod-template-hash": pod_hash}
+            labels = {
+                **(template.get("metadata", {}).get("labels") or {}),
+                "pod-template-hash": pod_hash,
+            }
             template.setdefault("metadata", {})["labels"] = labels
             selector = copy.deepcopy(spec["selector"])
             selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
@@ -234,19 +269,35 @@ class Controllers:
                 },
                 ns,
             )
-            self.kubelet.event(deployment, "ScalingReplicaSet",
-                               f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {desired}", "Normal",
-                               component="deployment-controller")
+            self.kubelet.event(
+                deployment,
+                "ScalingReplicaSet",
+                f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {desired}",
+                "Normal",
+                component="deployment-controller",
+            )
         elif new_rs["spec"].get("replicas") != desired:
-            self.api.patch(rs_type, new_rs["metadata"]["name"], "application/merge-patch+json",
-                           {"spec": {"replicas": desired}}, ns)
+            self.api.patch(
+                rs_type,
+                new_rs["metadata"]["name"],
+                "application/merge-patch+json",
+                {"spec": {"replicas": desired}},
+                ns,
+            )
         new_rs = self.api.store.find(rs_type, new_rs["metadata"]["name"], ns) or new_rs
         new_status = new_rs.get("status") or {}
         if new_status.get("availableReplicas", 0) >= desired:
             for old in owned:
-                if old["metadata"]["uid"] != new_rs["metadata"]["uid"] and old["spec"].get("replicas"):
-                    self.api.patch(rs_type, old["metadata"]["name"], "application/merge-patch+json",
-                                   {"spec": {"replicas": 0}}, ns)
+                if old["metadata"]["uid"] != new_rs["metadata"]["uid"] and old["spec"].get(
+                    "replicas"
+                ):
+                    self.api.patch(
+                        rs_type,
+                        old["metadata"]["name"],
+                        "application/merge-patch+json",
+                        {"spec": {"replicas": 0}},
+                        ns,
+                    )
         self._deployment_status(deployment, new_rs, desired)
 
     def _deployment_status(self, deployment: Obj, new_rs: Obj, desired: int) -> None:
@@ -256,16 +307,26 @@ class Controllers:
         total = sum((rs.get("status") or {}).get("replicas", 0) for rs in all_rs)
         ready = sum((rs.get("status") or {}).get("readyReplicas", 0) for rs in all_rs)
         available = sum((rs.get("status") or {}).get("availableReplicas", 0) for rs in all_rs)
-        current = next((rs for rs in all_rs if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]), new_rs)
+        current = next(
+            (rs for rs in all_rs if rs["metadata"]["uid"] == new_rs["metadata"]["uid"]), new_rs
+        )
         updated = (current.get("status") or {}).get("replicas", 0)
         new_available = (current.get("status") or {}).get("availableReplicas", 0)
         rs_name = current["metadata"]["name"]
         complete = updated == desired and new_available == desired and total == desired
         is_available = available >= desired - _max_unavailable(deployment, desired)
         if complete:
-            progressing = ("True", "NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.')
+            progressing = (
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            )
         elif (ns, meta["name"]) in self.expired_deadlines:
-            progressing = ("False", "ProgressDeadlineExceeded", f'ReplicaSet "{rs_name}" has timed out progressing.')
+            progressing = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+            )
         else:
             progressing = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
         stamp = now()
@@ -273,7 +334,9 @@ class Controllers:
             {
                 "type": "Available",
                 "status": "True" if is_available else "False",
-                "reason": "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
+                "reason": "MinimumReplicasAvailable"
+                if is_available
+                else "MinimumReplicasUnavailable",
                 "message": "Deployment has minimum availability."
                 if is_available
                 else "Deployment does not have minimum availability.",
@@ -295,7 +358,9 @@ class Controllers:
             "updatedReplicas": updated,
             "readyReplicas": ready,
             "availableReplicas": available,
-            "conditions": _keep_times(conditions, (deployment.get("status") or {}).get("conditions") or []),
+            "conditions": _keep_times(
+                conditions, (deployment.get("status") or {}).get("conditions") or []
+            ),
         }
         status = {k: v for k, v in status.items() if v != 0 or k == "observedGeneration"}
         if desired - available > 0:
@@ -313,8 +378,12 @@ class Controllers:
             return
         pod_type = self._types["Pod"]
         desired = int(rs["spec"].get("replicas", 1))
-        pods = [p for p in self._owned("Pod", rs) if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                and not p["metadata"].get("deletionTimestamp")]
+        pods = [
+            p
+            for p in self._owned("Pod", rs)
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         for _ in range(desired - len(pods)):
             pods.append(self._create_pod(rs, f"{name}-{random_suffix()}"))
         if len(pods) > desired:
@@ -333,7 +402,9 @@ class Controllers:
         }
         fresh = self.api.store.find(self._types["ReplicaSet"], name, ns)
         if fresh is not None:
-            fresh["status"] = {k: v for k, v in status.items() if v != 0 or k in ("replicas", "observedGeneration")}
+            fresh["status"] = {
+                k: v for k, v in status.items() if v != 0 or k in ("replicas", "observedGeneration")
+            }
             self.api.update_status(self._types["ReplicaSet"], fresh)
         owner = _controller_of(rs)
         if owner is not None and owner.get("kind") == "Deployment":
@@ -363,8 +434,10 @@ class Controllers:
         if job is None or job["metadata"].get("deletionTimestamp"):
             return
         status = copy.deepcopy(job.get("status") or {})
-        if any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-               for c in status.get("conditions") or []):
+        if any(
+            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        ):
             return
         spec = job["spec"]
         if spec.get("suspend"):
@@ -379,35 +452,75 @@ class Controllers:
         conditions: list[Obj] = []
         if succeeded >= completions:
             conditions = [
-                {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
-                 "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
-                 "lastTransitionTime": stamp},
-                {"type": "Complete", "status": "True", "reason": "CompletionsReached",
-                 "message": "Reached expected number of succeeded pods", "lastProbeTime": stamp,
-                 "lastTransitionTime": stamp},
+                {
+                    "type": "SuccessCriteriaMet",
+                    "status": "True",
+                    "reason": "CompletionsReached",
+                    "message": "Reached expected number of succeeded pods",
+                    "lastProbeTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Complete",
+                    "status": "True",
+                    "reason": "CompletionsReached",
+                    "message": "Reached expected number of succeeded pods",
+                    "lastProbeTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
             ]
             status["completionTime"] = stamp
-            self.kubelet.event(job, "Completed", "Job completed", "Normal", component="job-controller")
+            self.kubelet.event(
+                job, "Completed", "Job completed", "Normal", component="job-controller"
+            )
         elif failed > backoff_limit:
             conditions = [
-                {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded",
-                 "message": "Job has reached the specified backoff limit", "lastProbeTime": stamp,
-                 "lastTransitionTime": stamp},
-                {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                 "message": "Job has reached the specified backoff limit", "lastProbeTime": stamp,
-                 "lastTransitionTime": stamp},
+                {
+                    "type": "FailureTarget",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                    "lastProbeTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "reason": "BackoffLimitExceeded",
+                    "message": "Job has reached the specified backoff limit",
+                    "lastProbeTime": stamp,
+                    "lastTransitionTime": stamp,
+                },
             ]
-            self.kubelet.event(job, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
-                               component="job-controller")
+            self.kubelet.event(
+                job,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+                component="job-controller",
+            )
         else:
             for _ in range(min(parallelism, completions - succeeded) - active):
                 pod = self._create_pod(job, f"{name}-{random_suffix()}")
-                self.kubelet.event(job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}", "Normal",
-                                   component="job-controller")
+                self.kubelet.event(
+                    job,
+                    "SuccessfulCreate",
+                    f"Created pod: {pod['metadata']['name']}",
+                    "Normal",
+                    component="job-controller",
+                )
             return  # the new pods' own events bring the Job back here
-        status.update({"active": 0, "succeeded": succeeded, "failed": failed, "ready": 0, "terminating": 0,
-                       "startTime": status.get("startTime") or job["metadata"]["creationTimestamp"],
-                       "conditions": conditions, "uncountedTerminatedPods": {}})
+        status.update(
+            {
+                "active": 0,
+                "succeeded": succeeded,
+                "failed": failed,
+                "ready": 0,
+                "terminating": 0,
+                "startTime": status.get("startTime") or job["metadata"]["creationTimestamp"],
+                "conditions": conditions,
+                "uncountedTerminatedPods": {},
+            }
+        )
         job["status"] = {k: v for k, v in status.items() if v != 0 or k in ("ready", "terminating")}
         self.api.update_status(job_type, job)
 
@@ -422,9 +535,13 @@ class Controllers:
         if service is None or not service["spec"].get("selector"):
             return
         match = label_selector_matcher({"matchLabels": service["spec"]["selector"]})
-        pods = [p for p in self.api.store.list(self._types["Pod"], ns)
-                if match(p["metadata"].get("labels") or {}) and (p.get("status") or {}).get("podIP")
-                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        pods = [
+            p
+            for p in self.api.store.list(self._types["Pod"], ns)
+            if match(p["metadata"].get("labels") or {})
+            and (p.get("status") or {}).get("podIP")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
         ports = service["spec"].get("ports") or []
 
         def target(port: Obj, pod: Obj | None) -> int:
@@ -438,22 +555,47 @@ class Controllers:
             return int(port.get("port", 0))
 
         def ref(pod: Obj) -> Obj:
-            return {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": ns, "uid": pod["metadata"]["uid"]}
+            return {
+                "kind": "Pod",
+                "name": pod["metadata"]["name"],
+                "namespace": ns,
+                "uid": pod["metadata"]["uid"],
+            }
 
         sample = pods[0] if pods else None
-        port_list = [{k: v for k, v in {"name": p.get("name"), "port": target(p, sample),
-                                         "protocol": p.get("protocol", "TCP")}.items() if v is not None}
-                     for p in ports]
-        ready = [{"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
-                 for p in pods if is_ready(p)]
-        not_ready = [{"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
-                     for p in pods if not is_ready(p)]
+        port_list = [
+            {
+                k: v
+                for k, v in {
+                    "name": p.get("name"),
+                    "port": target(p, sample),
+                    "protocol": p.get("protocol", "TCP"),
+                }.items()
+                if v is not None
+            }
+            for p in ports
+        ]
+        ready = [
+            {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
+            for p in pods
+            if is_ready(p)
+        ]
+        not_ready = [
+            {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
+            for p in pods
+            if not is_ready(p)
+        ]
         subset: Obj = {"ports": port_list}
         if ready:
             subset["addresses"] = ready
         if not_ready:
             subset["notReadyAddresses"] = not_ready
-        endpoints: Obj = {"metadata": {"name": name, "labels": copy.deepcopy(service["metadata"].get("labels") or {})}}
+        endpoints: Obj = {
+            "metadata": {
+                "name": name,
+                "labels": copy.deepcopy(service["metadata"].get("labels") or {}),
+            }
+        }
         if pods:
             endpoints["subsets"] = [subset]
         self._put(self._types["Endpoints"], ns, name, endpoints)
@@ -461,15 +603,21 @@ class Controllers:
         endpoint_slice: Obj = {
             "metadata": {
                 "name": slice_name,
-                "labels": {"kubernetes.io/service-name": name,
-                           "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"},
+                "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                },
                 "ownerReferences": [_owner_ref(service)],
             },
             "addressType": "IPv4",
             "endpoints": [
                 {
                     "addresses": [p["status"]["podIP"]],
-                    "conditions": {"ready": is_ready(p), "serving": is_ready(p), "terminating": False},
+                    "conditions": {
+                        "ready": is_ready(p),
+                        "serving": is_ready(p),
+                        "terminating": False,
+                    },
                     "nodeName": p["spec"].get("nodeName"),
                     "targetRef": ref(p),
                 }

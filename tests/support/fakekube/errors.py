@@ -1,17 +1,17 @@
 """The fake API server's errors, each one a Kubernetes ``Status`` the server sends back.
 
-    FakeKubeError            anything wrong inside the fake itself (bad test setup)
-    └── ApiError             an error the API would answer with; carries code and reason
-        ├── BadRequest           400
-        ├── Forbidden            403
-        ├── NotFound             404
-        ├── MethodNotAllowed     405
-        ├── AlreadyExists        409 reason AlreadyExists
-        ├── Conflict             409 reason Conflict
-        ├── Gone                 410 reason Expired (a watch from a compacted resourceVersion)
-        ├── Invalid              422 with ``causes`` naming each field
-        ├── TooManyRequests      429 with Retry-After
-        └── InternalError        500
+FakeKubeError            anything wrong inside the fake itself (bad test setup)
+└── ApiError             an error the API would answer with; carries code and reason
+    ├── BadRequest           400
+    ├── Forbidden            403
+    ├── NotFound             404
+    ├── MethodNotAllowed     405
+    ├── AlreadyExists        409 reason AlreadyExists
+    ├── Conflict             409 reason Conflict
+    ├── Gone                 410 reason Expired (a watch from a compacted resourceVersion)
+    ├── Invalid              422 with ``causes`` naming each field
+    ├── TooManyRequests      429 with Retry-After
+    └── InternalError        500
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from .controllers import Controllers
 from .errors import FakeKubeError
 from .hooks import AccessPolicy, Faults, PodLogs, RequestLog
 from .resources import KUBERNETES_VERSION, Registry
-from .schema import Schemas
+from .schema import schemas_for
 from .server import Handler, _Server
 from .store import Store
 
@@ -37,7 +37,7 @@ class FakeKube:
         kubernetes_version: str = KUBERNETES_VERSION,
     ) -> None:
         self.registry = Registry()
-        self.schemas = Schemas(kubernetes_version)
+        self.schemas = schemas_for(kubernetes_version)
         self.store = Store(self.registry)
         self.api = Api(self.store, self.registry, self.schemas)
         self.api.require_namespaces = require_namespaces
@@ -66,7 +66,10 @@ class FakeKube:
         self._httpd = _Server((self.host, 0), Handler)
         self._httpd.fake = self
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fakekube", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.05}, name="fakekube", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -108,7 +111,10 @@ class FakeKube:
             "clusters": [{"name": "fakekube", "cluster": {"server": self.url}}],
             "users": [{"name": "fake-user", "user": {"token": "fake-token"}}],
             "contexts": [
-                {"name": "fakekube", "context": {"cluster": "fakekube", "user": "fake-user", "namespace": "default"}}
+                {
+                    "name": "fakekube",
+                    "context": {"cluster": "fakekube", "user": "fake-user", "namespace": "default"},
+                }
             ],
             "current-context": "fakekube",
         }

@@ -129,7 +129,9 @@ class AccessPolicy:
     enforce: bool = False
     rules: list[AccessRule] = field(default_factory=list)
 
-    def allow(self, verb: str = "*", resource: str = "*", namespace: str = "*", group: str = "*") -> None:
+    def allow(
+        self, verb: str = "*", resource: str = "*", namespace: str = "*", group: str = "*"
+    ) -> None:
         self.rules.append(AccessRule(True, verb, resource, namespace, group))
 
     def deny(

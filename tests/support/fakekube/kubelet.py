@@ -69,7 +69,10 @@ class PodRule:
             meta["name"].startswith(self.name_prefix)
             and (not self.namespace or meta.get("namespace") == self.namespace)
             and label_selector_matcher({"matchLabels": dict(self.labels)})(meta.get("labels") or {})
-            and (not self.owner_name_prefix or any(o.startswith(self.owner_name_prefix) for o in owners))
+            and (
+                not self.owner_name_prefix
+                or any(o.startswith(self.owner_name_prefix) for o in owners)
+            )
         )
 
 
@@ -87,7 +90,8 @@ def _qos(spec: Obj) -> str:
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     guaranteed = all(
-        r.get("limits", {}).get(k) and r.get("requests", {}).get(k, r["limits"][k]) == r["limits"][k]
+        r.get("limits", {}).get(k)
+        and r.get("requests", {}).get(k, r["limits"][k]) == r["limits"][k]
         for r in resources
         for k in ("cpu", "memory")
     )
@@ -99,7 +103,7 @@ def _container_id(pod: Obj, name: str) -> str:
 
 
 def _image_id(image: str) -> str:
-    repo = image.split("@")[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    repo = image.split("@", maxsplit=1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
@@ -152,7 +156,9 @@ class Kubelet:
         created["status"] = {
             "capacity": resources,
             "allocatable": resources,
-            "conditions": [_condition("Ready", True, "KubeletReady", "kubelet is posting ready status")],
+            "conditions": [
+                _condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
+            ],
             "addresses": [
                 {"type": "InternalIP", "address": f"10.224.0.{count + 3}"},
                 {"type": "Hostname", "address": name},
@@ -173,7 +179,11 @@ class Kubelet:
         return self.api.update_status(self.api.registry.resolve("nodes"), created)
 
     def _pick_node(self) -> str | None:
-        nodes = [n["metadata"]["name"] for n in self.api.store.list("nodes") if not n["spec"].get("unschedulable")]
+        nodes = [
+            n["metadata"]["name"]
+            for n in self.api.store.list("nodes")
+            if not n["spec"].get("unschedulable")
+        ]
         if not nodes:
             return None
         counts = {n: 0 for n in nodes}
@@ -185,8 +195,15 @@ class Kubelet:
 
     # --- events ------------------------------------------------------------------
 
-    def event(self, obj: Obj, reason: str, message: str, kind: str = "Warning", component: str = "kubelet",
-              field_path: str = "") -> None:
+    def event(
+        self,
+        obj: Obj,
+        reason: str,
+        message: str,
+        kind: str = "Warning",
+        component: str = "kubelet",
+        field_path: str = "",
+    ) -> None:
         """Record an Event about ``obj`` as the named component would."""
         meta = obj["metadata"]
         involved: Obj = {
@@ -202,7 +219,10 @@ class Kubelet:
         host = (obj.get("spec") or {}).get("nodeName", "")
         stamp = now()
         event: Obj = {
-            "metadata": {"name": f"{meta['name']}.{random_suffix(16)}", "namespace": involved["namespace"]},
+            "metadata": {
+                "name": f"{meta['name']}.{random_suffix(16)}",
+                "namespace": involved["namespace"],
+            },
             "involvedObject": involved,
             "reason": reason,
             "message": message,
@@ -228,7 +248,10 @@ class Kubelet:
         behaviour = self.behaviour_for(pod)
         new = copy.deepcopy(pod)
         new["status"] = {"phase": "Pending", "qosClass": _qos(pod["spec"])}
-        if behaviour.mode == "unschedulable" or (node := pod["spec"].get("nodeName") or self._pick_node()) is None:
+        if (
+            behaviour.mode == "unschedulable"
+            or (node := pod["spec"].get("nodeName") or self._pick_node()) is None
+        ):
             self._unschedulable(new, behaviour)
             return
         if pod["spec"].get("nodeName") != node:
@@ -249,7 +272,9 @@ class Kubelet:
             }
         )
         if behaviour.log:
-            self.logs.set(pod["metadata"].get("namespace", ""), pod["metadata"]["name"], behaviour.log)
+            self.logs.set(
+                pod["metadata"].get("namespace", ""), pod["metadata"]["name"], behaviour.log
+            )
         getattr(self, "_" + behaviour.mode.replace("-", "_"))(new, behaviour)
         self.api.update_status(self._pods, new)
 
@@ -260,13 +285,17 @@ class Kubelet:
                 return str(address["address"])
         return "10.224.0.4"
 
-    def _containers(self, pod: Obj, state: Obj, ready: bool, group: str = "containers", **extra: Any) -> list[Obj]:
+    def _containers(
+        self, pod: Obj, state: Obj, ready: bool, group: str = "containers", **extra: Any
+    ) -> list[Obj]:
         statuses = []
         for container in pod["spec"].get(group) or []:
             entry: Obj = {
                 "name": container["name"],
                 "image": container.get("image", ""),
-                "imageID": _image_id(container.get("image", "")) if "running" in state or "terminated" in state else "",
+                "imageID": _image_id(container.get("image", ""))
+                if "running" in state or "terminated" in state
+                else "",
                 "ready": ready,
                 "started": "running" in state,
                 "restartCount": 0,
@@ -279,21 +308,35 @@ class Kubelet:
             statuses.append(entry)
         return statuses
 
-    def _base_conditions(self, pod: Obj, ready: bool, initialized: bool = True, reason: str = "",
-                         message: str = "") -> list[Obj]:
+    def _base_conditions(
+        self, pod: Obj, ready: bool, initialized: bool = True, reason: str = "", message: str = ""
+    ) -> list[Obj]:
         return [
             _condition("PodReadyToStartContainers", True),
-            _condition("Initialized", initialized, "" if initialized else "ContainersNotInitialized",
-                       "" if initialized else message),
+            _condition(
+                "Initialized",
+                initialized,
+                "" if initialized else "ContainersNotInitialized",
+                "" if initialized else message,
+            ),
             _condition("Ready", ready, "" if ready else reason, "" if ready else message),
             _condition("ContainersReady", ready, "" if ready else reason, "" if ready else message),
             _condition("PodScheduled", True),
         ]
 
     def _init_done(self, pod: Obj) -> None:
-        done = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now(), "finishedAt": now()}}
+        done = {
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "startedAt": now(),
+                "finishedAt": now(),
+            }
+        }
         if pod["spec"].get("initContainers"):
-            pod["status"]["initContainerStatuses"] = self._containers(pod, done, True, "initContainers")
+            pod["status"]["initContainerStatuses"] = self._containers(
+                pod, done, True, "initContainers"
+            )
 
     def _names(self, pod: Obj) -> str:
         return " ".join(c["name"] for c in pod["spec"]["containers"])
@@ -302,19 +345,27 @@ class Kubelet:
         self._init_done(pod)
         pod["status"]["phase"] = "Running"
         pod["status"]["conditions"] = self._base_conditions(pod, True)
-        pod["status"]["containerStatuses"] = self._containers(pod, {"running": {"startedAt": now()}}, True)
+        pod["status"]["containerStatuses"] = self._containers(
+            pod, {"running": {"startedAt": now()}}, True
+        )
 
     def _pending(self, pod: Obj, behaviour: PodBehaviour) -> None:
         self._init_done(pod)
         message = f"containers with unready status: [{self._names(pod)}]"
-        pod["status"]["conditions"] = self._base_conditions(pod, False, reason="ContainersNotReady", message=message)
+        pod["status"]["conditions"] = self._base_conditions(
+            pod, False, reason="ContainersNotReady", message=message
+        )
         pod["status"]["containerStatuses"] = self._containers(
             pod, {"waiting": {"reason": "ContainerCreating"}}, False
         )
 
-    def _image_pull_backoff(self, pod: Obj, behaviour: PodBehaviour, reason: str = "ImagePullBackOff") -> None:
+    def _image_pull_backoff(
+        self, pod: Obj, behaviour: PodBehaviour, reason: str = "ImagePullBackOff"
+    ) -> None:
         self._pending(pod, behaviour)
-        for status, container in zip(pod["status"]["containerStatuses"], pod["spec"]["containers"], strict=True):
+        for status, container in zip(
+            pod["status"]["containerStatuses"], pod["spec"]["containers"], strict=True
+        ):
             image = container.get("image", "")
             detail = behaviour.message or (
                 f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
@@ -331,7 +382,9 @@ class Kubelet:
             self.event(pod, "Failed", f'Failed to pull image "{image}": {detail}', field_path=where)
             self.event(pod, "Failed", f"Error: {reason}", field_path=where)
             if reason == "ImagePullBackOff":
-                self.event(pod, "BackOff", f'Back-off pulling image "{image}"', "Normal", field_path=where)
+                self.event(
+                    pod, "BackOff", f'Back-off pulling image "{image}"', "Normal", field_path=where
+                )
 
     def _err_image_pull(self, pod: Obj, behaviour: PodBehaviour) -> None:
         self._image_pull_backoff(pod, behaviour, "ErrImagePull")
@@ -341,7 +394,9 @@ class Kubelet:
         meta = pod["metadata"]
         pod["status"]["phase"] = "Running"
         message = f"containers with unready status: [{self._names(pod)}]"
-        pod["status"]["conditions"] = self._base_conditions(pod, False, reason="ContainersNotReady", message=message)
+        pod["status"]["conditions"] = self._base_conditions(
+            pod, False, reason="ContainersNotReady", message=message
+        )
         statuses = []
         for container in pod["spec"]["containers"]:
             name = container["name"]
@@ -360,8 +415,15 @@ class Kubelet:
                     "containerID": _container_id(pod, name),
                 }
             }
-            statuses.extend(self._containers({"spec": {"containers": [container]}, "metadata": meta}, waiting, False,
-                                             restartCount=3, lastState=last))
+            statuses.extend(
+                self._containers(
+                    {"spec": {"containers": [container]}, "metadata": meta},
+                    waiting,
+                    False,
+                    restartCount=3,
+                    lastState=last,
+                )
+            )
             self.event(
                 pod,
                 "BackOff",
@@ -391,14 +453,26 @@ class Kubelet:
         conditions = self._base_conditions(pod, False, False, "PodInitializing", message)
         conditions[2]["reason"] = conditions[3]["reason"] = "ContainersNotReady"
         pod["status"]["conditions"] = conditions
-        last = {"terminated": {"exitCode": behaviour.exit_code, "reason": "Error", "startedAt": now(),
-                               "finishedAt": now()}}
-        waiting = {"waiting": {"reason": "CrashLoopBackOff",
-                               "message": f"back-off 40s restarting failed container={inits[0]['name']} pod={meta['name']}"}}
+        last = {
+            "terminated": {
+                "exitCode": behaviour.exit_code,
+                "reason": "Error",
+                "startedAt": now(),
+                "finishedAt": now(),
+            }
+        }
+        waiting = {
+            "waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off 40s restarting failed container={inits[0]['name']} pod={meta['name']}",
+            }
+        }
         pod["status"]["initContainerStatuses"] = self._containers(
             pod, waiting, False, "initContainers", restartCount=3, lastState=last
         )
-        pod["status"]["containerStatuses"] = self._containers(pod, {"waiting": {"reason": "PodInitializing"}}, False)
+        pod["status"]["containerStatuses"] = self._containers(
+            pod, {"waiting": {"reason": "PodInitializing"}}, False
+        )
         self.event(
             pod,
             "BackOff",
@@ -409,8 +483,14 @@ class Kubelet:
     def _terminated(self, pod: Obj, behaviour: PodBehaviour, succeeded: bool) -> None:
         self._init_done(pod)
         code = 0 if succeeded else behaviour.exit_code
-        state = {"terminated": {"exitCode": code, "reason": "Completed" if succeeded else "Error",
-                                "startedAt": now(), "finishedAt": now()}}
+        state = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if succeeded else "Error",
+                "startedAt": now(),
+                "finishedAt": now(),
+            }
+        }
         pod["status"]["phase"] = "Succeeded" if succeeded else "Failed"
         reason = "PodCompleted" if succeeded else "PodFailed"
         pod["status"]["conditions"] = self._base_conditions(pod, False, reason=reason)

@@ -113,9 +113,7 @@ class Merger:
         for item in patch:
             if not isinstance(item, Mapping):
                 raise BadRequest(f"list items merged by {key!r} must be objects")
-            index = next(
-                (i for i, v in enumerate(result) if v.get(key) == item.get(key)), None
-            )
+            index = next((i for i, v in enumerate(result) if v.get(key) == item.get(key)), None)
             if item.get("$patch") == "delete":
                 if index is not None:
                     result.pop(index)
@@ -182,8 +180,7 @@ class Merger:
             if isinstance(value, list) and child.get("x-kubernetes-list-type") == "map" and keys:
                 item_node = self.schemas.items(child)
                 fields[f"f:{key}"] = {
-                    "k:"
-                    + json.dumps({k: item.get(k) for k in keys}, separators=(",", ":")): {
+                    "k:" + json.dumps({k: item.get(k) for k in keys}, separators=(",", ":")): {
                         ".": {},
                         **self.fieldset(item_node, item),
                     }
@@ -221,7 +218,8 @@ def prune(value: Any, previous: Obj, current: Obj, others: Obj) -> None:
                 (
                     i
                     for i, item in enumerate(value)
-                    if isinstance(item, Mapping) and all(item.get(k) == v for k, v in wanted.items())
+                    if isinstance(item, Mapping)
+                    and all(item.get(k) == v for k, v in wanted.items())
                 ),
                 None,
             )

@@ -145,12 +145,24 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         extra_field_selectors=("status.replicas",),
     ),
     ResourceType(
-        "batch", "v1", "jobs", "Job", subresources=("status",), extra_field_selectors=("status.successful",)
+        "batch",
+        "v1",
+        "jobs",
+        "Job",
+        subresources=("status",),
+        extra_field_selectors=("status.successful",),
     ),
     ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", name_rule="path"),
-    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", name_rule="path"),
     ResourceType(
-        "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False, name_rule="path"
+        "rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", name_rule="path"
+    ),
+    ResourceType(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        namespaced=False,
+        name_rule="path",
     ),
     ResourceType(
         "rbac.authorization.k8s.io",

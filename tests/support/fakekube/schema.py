@@ -7,6 +7,7 @@ which strategic-merge patches and server-side apply need.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Mapping
@@ -145,3 +146,9 @@ def _causes(error: jsonschema.exceptions.ValidationError) -> list[dict[str, str]
     if error.validator == "enum":
         return [{"reason": "FieldValueNotSupported", "message": error.message, "field": base}]
     return [{"reason": "FieldValueInvalid", "message": error.message, "field": base}]
+
+
+@functools.cache
+def schemas_for(version: str = KUBERNETES_VERSION) -> Schemas:
+    """One shared, cached Schemas per Kubernetes version for the whole test process."""
+    return Schemas(version)

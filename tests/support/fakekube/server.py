@@ -13,7 +13,16 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from . import patching
-from .errors import ApiError, BadRequest, Forbidden, Gone, MethodNotAllowed, NotFound, error_for_code
+from .errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    Gone,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    error_for_code,
+)
 from .hooks import RequestRecord
 from .resources import ResourceType, version_info
 from .selectors import parse_field_selector, parse_label_selector
@@ -29,7 +38,9 @@ WAITING_WITHOUT_LOGS = ("ContainerCreating", "PodInitializing", "ImagePullBackOf
 class _Route:
     """A parsed resource path: type, namespace, name and subresource."""
 
-    def __init__(self, resource: ResourceType, namespace: str | None, name: str | None, sub: str | None):
+    def __init__(
+        self, resource: ResourceType, namespace: str | None, name: str | None, sub: str | None
+    ):
         self.resource, self.namespace, self.name, self.subresource = resource, namespace, name, sub
 
 
@@ -40,7 +51,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the request log is the record tests read."""
 
     # --- plumbing ----------------------------------------------------------------
@@ -49,7 +60,9 @@ class Handler(BaseHTTPRequestHandler):
     def fake(self) -> FakeKube:
         return self.server.fake
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -118,7 +131,9 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- routing -----------------------------------------------------------------
 
-    def _dispatch(self, method: str, path: str, query: dict[str, str], body: Any, content_type: str) -> None:
+    def _dispatch(
+        self, method: str, path: str, query: dict[str, str], body: Any, content_type: str
+    ) -> None:
         registry = self.fake.registry
         parts = [p for p in path.split("/") if p]
         if path in ("/healthz", "/livez", "/readyz"):
@@ -154,7 +169,9 @@ class Handler(BaseHTTPRequestHandler):
         if len(rest) > 3:
             raise NotFound("the server could not find the requested resource")
         resource = registry.by_url(group, version, rest[0])
-        if resource.namespaced != (namespace is not None) and not (resource.namespaced and len(rest) == 1):
+        if resource.namespaced != (namespace is not None) and not (
+            resource.namespaced and len(rest) == 1
+        ):
             raise NotFound("the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
@@ -184,8 +201,14 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "DELETE" and route.name is None:
             verb = "deletecollection"
         r = route.resource
-        if not policy.decide(verb, r.plural, route.namespace or "", r.group, route.subresource or ""):
-            where = f' in the namespace "{route.namespace}"' if route.namespace else " at the cluster scope"
+        if not policy.decide(
+            verb, r.plural, route.namespace or "", r.group, route.subresource or ""
+        ):
+            where = (
+                f' in the namespace "{route.namespace}"'
+                if route.namespace
+                else " at the cluster scope"
+            )
             raise Forbidden(
                 f'{r.plural}{"." + r.group if r.group else ""} is forbidden: User "fake-user" '
                 f'cannot {verb} resource "{r.plural}" in API group "{r.group}"{where}',
@@ -198,14 +221,24 @@ class Handler(BaseHTTPRequestHandler):
 
     def _access_review(self, method: str, body: Any) -> None:
         if method != "POST":
-            raise MethodNotAllowed(f"the server does not allow this method on selfsubjectaccessreviews: {method}")
+            raise MethodNotAllowed(
+                f"the server does not allow this method on selfsubjectaccessreviews: {method}"
+            )
         if not isinstance(body, dict):
             raise BadRequest("a SelfSubjectAccessReview must be a JSON object")
         review = dict(body)
         review.setdefault("apiVersion", "authorization.k8s.io/v1")
         review.setdefault("kind", "SelfSubjectAccessReview")
         review.setdefault("metadata", {})
-        self.fake.api.validator.check(self.fake.registry.resolve("selfsubjectaccessreviews"), review)
+        causes = self.fake.schemas.errors(review)
+        if causes:
+            raise Invalid(
+                "SelfSubjectAccessReview.authorization.k8s.io is invalid: "
+                + ", ".join(f"{c['field']}: {c['message']}" for c in causes),
+                kind="SelfSubjectAccessReview",
+                group="authorization.k8s.io",
+                causes=causes,
+            )
         attrs = (review.get("spec") or {}).get("resourceAttributes")
         if attrs:
             allowed = self.fake.access.decide(
@@ -241,10 +274,17 @@ class Handler(BaseHTTPRequestHandler):
                 meta["continue"] = token
             self._send_json(
                 200,
-                {"kind": f"{resource.kind}List", "apiVersion": resource.api_version, "metadata": meta, "items": items},
+                {
+                    "kind": f"{resource.kind}List",
+                    "apiVersion": resource.api_version,
+                    "metadata": meta,
+                    "items": items,
+                },
             )
         elif method == "POST":
-            created = api.create(resource, body, route.namespace, dry_run=query.get("dryRun") == "All")
+            created = api.create(
+                resource, body, route.namespace, dry_run=query.get("dryRun") == "All"
+            )
             self._send_json(201, created)
         elif method == "DELETE":
             options = body if isinstance(body, dict) else {}
@@ -255,21 +295,31 @@ class Handler(BaseHTTPRequestHandler):
                 query.get("fieldSelector", ""),
                 query.get("propagationPolicy") or options.get("propagationPolicy"),
             )
-            self._send_json(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+            self._send_json(
+                200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+            )
         else:
-            raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {method}")
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource: {method}"
+            )
 
-    def _object(self, method: str, route: _Route, query: dict[str, str], body: Any, content_type: str) -> None:
+    def _object(
+        self, method: str, route: _Route, query: dict[str, str], body: Any, content_type: str
+    ) -> None:
         api, resource, name = self.fake.api, route.resource, route.name
         assert name is not None
         dry_run = query.get("dryRun") == "All"
         if method == "GET":
             self._send_json(200, api.current(resource, name, route.namespace))
         elif method == "PUT":
-            self._send_json(200, api.replace(resource, name, body, route.namespace, route.subresource, dry_run))
+            self._send_json(
+                200, api.replace(resource, name, body, route.namespace, route.subresource, dry_run)
+            )
         elif method == "PATCH":
             if content_type not in patching.PATCH_TYPES:
-                error = error_for_code(415, f"the body of the request was in an unknown format: {content_type}")
+                error = error_for_code(
+                    415, f"the body of the request was in an unknown format: {content_type}"
+                )
                 error.reason = "UnsupportedMediaType"
                 raise error
             created_before = self.fake.store.find(resource, name, route.namespace) is not None
@@ -303,10 +353,18 @@ class Handler(BaseHTTPRequestHandler):
                     details["group"] = resource.group
                 self._send_json(
                     200,
-                    {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details},
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": details,
+                    },
                 )
         else:
-            raise MethodNotAllowed(f"the server does not allow this method on the requested resource: {method}")
+            raise MethodNotAllowed(
+                f"the server does not allow this method on the requested resource: {method}"
+            )
 
     def _scale(self, method: str, route: _Route, body: Any, content_type: str) -> None:
         api, resource, name = self.fake.api, route.resource, route.name
@@ -316,7 +374,9 @@ class Handler(BaseHTTPRequestHandler):
         elif method == "PUT":
             self._send_json(200, api.update_scale(resource, name, body, route.namespace))
         elif method == "PATCH":
-            self._send_json(200, api.patch_scale(resource, name, content_type, body, route.namespace))
+            self._send_json(
+                200, api.patch_scale(resource, name, content_type, body, route.namespace)
+            )
         else:
             raise MethodNotAllowed(f"the server does not allow this method on scale: {method}")
 
@@ -336,13 +396,17 @@ class Handler(BaseHTTPRequestHandler):
             container = names[0]
         if container not in names + init_names:
             raise BadRequest(f"container {container} is not valid for pod {route.name}")
-        statuses = (pod.get("status") or {}).get("containerStatuses", []) + (pod.get("status") or {}).get(
-            "initContainerStatuses", []
-        )
+        statuses = (pod.get("status") or {}).get("containerStatuses", []) + (
+            pod.get("status") or {}
+        ).get("initContainerStatuses", [])
         text = self.fake.logs.get(route.namespace or "", route.name, container)
         for status in statuses:
             waiting = (status.get("state") or {}).get("waiting") or {}
-            if status.get("name") == container and waiting.get("reason") in WAITING_WITHOUT_LOGS and not text:
+            if (
+                status.get("name") == container
+                and waiting.get("reason") in WAITING_WITHOUT_LOGS
+                and not text
+            ):
                 raise BadRequest(
                     f'container "{container}" in pod "{route.name}" is waiting to start: {waiting["reason"]}'
                 )
@@ -388,7 +452,9 @@ class Handler(BaseHTTPRequestHandler):
             except Gone as gone:
                 self._record.status = 200
                 self._start_stream()
-                self._chunk(json.dumps({"type": "ERROR", "object": gone.to_status()}).encode() + b"\n")
+                self._chunk(
+                    json.dumps({"type": "ERROR", "object": gone.to_status()}).encode() + b"\n"
+                )
                 self._chunk(b"")
                 return
         self._record.status = 200
@@ -402,7 +468,10 @@ class Handler(BaseHTTPRequestHandler):
                     cursor = event.resource_version
                     translated = self._translate(event, resource, matches)
                     if translated is not None:
-                        self._chunk(json.dumps({"type": translated, "object": event.object}).encode() + b"\n")
+                        self._chunk(
+                            json.dumps({"type": translated, "object": event.object}).encode()
+                            + b"\n"
+                        )
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
@@ -434,5 +503,3 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     fake: FakeKube
-
-

@@ -131,9 +131,7 @@ class Store:
                 self._objects[key] = copy.deepcopy(obj)
             event = StoreEvent(self._rv, event_type, resource, copy.deepcopy(obj), old)
             self._history.append(event)
-            self.writes.append(
-                WriteRecord(event_type, resource.kind, key[1], key[2], self._rv)
-            )
+            self.writes.append(WriteRecord(event_type, resource.kind, key[1], key[2], self._rv))
             self._cond.notify_all()
         for listener in list(self._listeners):
             listener(event)
@@ -177,7 +175,9 @@ class Store:
             self._closed = True
             self._cond.notify_all()
 
-    def snapshot(self, resources: Iterable[ResourceType]) -> tuple[int, list[tuple[ResourceType, Obj]]]:
+    def snapshot(
+        self, resources: Iterable[ResourceType]
+    ) -> tuple[int, list[tuple[ResourceType, Obj]]]:
         """Every object of the given types and the resourceVersion they are current at."""
         ids = {r.resource_id: r for r in resources}
         with self._cond:

@@ -30,7 +30,9 @@ def _cause(field: str, message: str, reason: str = "FieldValueInvalid") -> Cause
 def name_errors(rule: str, name: str, field: str = "metadata.name") -> list[Cause]:
     """Why ``name`` is not a valid object name under ``rule`` (empty when it is)."""
     if not name:
-        return [_cause(field, "Required value: name or generateName is required", "FieldValueRequired")]
+        return [
+            _cause(field, "Required value: name or generateName is required", "FieldValueRequired")
+        ]
     if rule == "path":
         if name in (".", "..") or "/" in name or "%" in name:
             return [_cause(field, f'Invalid value: "{name}": may not contain "/" or "%"')]
@@ -61,15 +63,22 @@ def _labels_errors(labels: Any, field: str) -> list[Cause]:
             or (prefix and (len(prefix) > 253 or not _SUBDOMAIN.fullmatch(prefix)))
         )
         if bad_key:
-            errors.append(_cause(f"{field}", f'Invalid value: "{key}": name part must be a qualified name'))
+            errors.append(
+                _cause(f"{field}", f'Invalid value: "{key}": name part must be a qualified name')
+            )
         if value and (len(value) > 63 or not _LABEL_VALUE.fullmatch(value)):
             errors.append(
-                _cause(f"{field}", f'Invalid value: "{value}": a valid label must be 63 characters or less')
+                _cause(
+                    f"{field}",
+                    f'Invalid value: "{value}": a valid label must be 63 characters or less',
+                )
             )
     return errors
 
 
-def _pod_spec_errors(spec: Mapping[str, Any], field: str, restart_policies: tuple[str, ...]) -> list[Cause]:
+def _pod_spec_errors(
+    spec: Mapping[str, Any], field: str, restart_policies: tuple[str, ...]
+) -> list[Cause]:
     errors: list[Cause] = []
     containers = spec.get("containers") or []
     if not containers:
@@ -80,23 +89,36 @@ def _pod_spec_errors(spec: Mapping[str, Any], field: str, restart_policies: tupl
             where = f"{field}.{group}[{i}]"
             name = container.get("name", "")
             if not _LABEL.fullmatch(name) or len(name) > 63:
-                errors.append(_cause(f"{where}.name", f'Invalid value: "{name}": must be a DNS label'))
+                errors.append(
+                    _cause(f"{where}.name", f'Invalid value: "{name}": must be a DNS label')
+                )
             if name in seen:
-                errors.append(_cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+                errors.append(
+                    _cause(f"{where}.name", f'Duplicate value: "{name}"', "FieldValueDuplicate")
+                )
             seen.add(name)
             if not container.get("image"):
                 errors.append(_cause(f"{where}.image", "Required value", "FieldValueRequired"))
             for j, port in enumerate(container.get("ports") or []):
                 port_name = port.get("name")
-                if port_name is not None and (len(port_name) > 15 or not _PORT_NAME.fullmatch(port_name)):
+                if port_name is not None and (
+                    len(port_name) > 15 or not _PORT_NAME.fullmatch(port_name)
+                ):
                     errors.append(
-                        _cause(f"{where}.ports[{j}].name", f'Invalid value: "{port_name}": must be an IANA_SVC_NAME')
+                        _cause(
+                            f"{where}.ports[{j}].name",
+                            f'Invalid value: "{port_name}": must be an IANA_SVC_NAME',
+                        )
                     )
     policy = spec.get("restartPolicy")
     if policy not in restart_policies:
         allowed = ", ".join(f'"{p}"' for p in restart_policies)
         errors.append(
-            _cause(f"{field}.restartPolicy", f"Unsupported value: {policy!r}: supported values: {allowed}", "FieldValueNotSupported")
+            _cause(
+                f"{field}.restartPolicy",
+                f"Unsupported value: {policy!r}: supported values: {allowed}",
+                "FieldValueNotSupported",
+            )
         )
     return errors
 
@@ -108,13 +130,20 @@ def _workload_errors(kind: str, spec: Mapping[str, Any]) -> list[Cause]:
     selector = spec.get("selector")
     if kind in ("Deployment", "ReplicaSet"):
         if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
-            errors.append(_cause("spec.selector", "Invalid value: empty selector is invalid for deployment"))
+            errors.append(
+                _cause("spec.selector", "Invalid value: empty selector is invalid for deployment")
+            )
         elif not label_selector_matcher(selector)(labels):
             errors.append(
-                _cause("spec.template.metadata.labels", "Invalid value: `selector` does not match template `labels`")
+                _cause(
+                    "spec.template.metadata.labels",
+                    "Invalid value: `selector` does not match template `labels`",
+                )
             )
         if spec.get("replicas", 0) < 0:
-            errors.append(_cause("spec.replicas", "Invalid value: must be greater than or equal to 0"))
+            errors.append(
+                _cause("spec.replicas", "Invalid value: must be greater than or equal to 0")
+            )
         policies: tuple[str, ...] = ("Always",)
     else:
         policies = ("OnFailure", "Never")
@@ -134,7 +163,9 @@ def _service_errors(spec: Mapping[str, Any]) -> list[Cause]:
         if len(ports) > 1 and not name:
             errors.append(_cause(f"spec.ports[{i}].name", "Required value", "FieldValueRequired"))
         elif name and names.index(name) != i:
-            errors.append(_cause(f"spec.ports[{i}].name", f'Duplicate value: "{name}"', "FieldValueDuplicate"))
+            errors.append(
+                _cause(f"spec.ports[{i}].name", f'Duplicate value: "{name}"', "FieldValueDuplicate")
+            )
     return errors
 
 
@@ -149,9 +180,9 @@ def _update_errors(kind: str, obj: Obj, old: Obj) -> list[Cause]:
     if kind in ("Deployment", "ReplicaSet"):
         return _immutable("spec.selector", old_spec.get("selector"), spec.get("selector"))
     if kind == "Job":
-        return _immutable("spec.selector", old_spec.get("selector"), spec.get("selector")) + _immutable(
-            "spec.template", old_spec.get("template"), spec.get("template")
-        )
+        return _immutable(
+            "spec.selector", old_spec.get("selector"), spec.get("selector")
+        ) + _immutable("spec.template", old_spec.get("template"), spec.get("template"))
     if kind == "Service":
         return _immutable("spec.clusterIP", old_spec.get("clusterIP"), spec.get("clusterIP"))
     if kind in ("ConfigMap", "Secret") and old.get("immutable"):
