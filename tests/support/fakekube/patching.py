@@ -157,7 +157,7 @@ class Merger:
         result = copy.deepcopy(current)
         for item in applied:
             index = next(
-                (i for i, v in enumerate(result) if all(v.get(k) == item.get(k) for k in keys)),
+                (i for i, v in enumerate(result) if all(v.get(k) == item.get(k) for k in keys if k in item)),
                 None,
             )
             if index is None:
@@ -180,7 +180,7 @@ class Merger:
             if isinstance(value, list) and child.get("x-kubernetes-list-type") == "map" and keys:
                 item_node = self.schemas.items(child)
                 fields[f"f:{key}"] = {
-                    "k:" + json.dumps({k: item.get(k) for k in keys}, separators=(",", ":")): {
+                    "k:" + json.dumps({k: item[k] for k in keys if k in item}, separators=(",", ":")): {
                         ".": {},
                         **self.fieldset(item_node, item),
                     }
