@@ -1,5 +1,5 @@
 """Puts tests/support on the import path (until pytest's pythonpath includes it) and
-loads the fakekube fixture."""
+offers the fakekube fixture to these tests."""
 
 import sys
 from pathlib import Path
@@ -8,8 +8,4 @@ SUPPORT = str(Path(__file__).resolve().parent.parent / "support")
 if SUPPORT not in sys.path:
     sys.path.insert(0, SUPPORT)
 
-pytest_plugins = ["fakekube.pytest_plugin"]
-
-
-def pytest_configure(config):  # type: ignore[no-untyped-def]
-    config.addinivalue_line("markers", "fakekube(**options): options for the fakekube fixture")
+from fakekube.pytest_plugin import fakekube, pytest_configure  # noqa: E402, F401

@@ -198,3 +198,10 @@ def test_controllers_can_be_switched_off(fakekube, apps):
     fakekube.controllers.enabled = True
     fakekube.controllers.resync()
     assert len(fakekube.store.list("Pod", "default")) == 2
+
+
+@pytest.mark.fakekube(controllers=False, nodes=0)
+def test_marker_configures_the_fixture(fakekube, apps):
+    assert fakekube.store.list("Node") == []
+    apps.create_namespaced_deployment("default", deployment())
+    assert fakekube.store.list("ReplicaSet", "default") == []

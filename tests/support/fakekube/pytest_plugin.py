@@ -25,3 +25,7 @@ def fakekube(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
         server.stop()
     if server.internal_errors:
         pytest.fail("the fake API server failed internally:\n" + "\n".join(server.internal_errors))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fakekube(**options): options for the fakekube fixture")
