@@ -133,18 +133,19 @@ def evaluate(
     done: dict[str, NodeResult] = {}
     findings: dict[str, Finding] = {}
     for node in plan.order():
+        decision = plan.decide(node, done)
         check = plan.checks.get(node)
+        if check is None:  # a phase gate
+            done[node] = decision
+            continue
         obs = observations.get(node)
-        if check is not None and obs is not None:
+        if decision.state is NodeState.RUN and obs is not None:
             findings[node] = judge(plan, check, obs)
             done[node] = result_of(obs)
             continue
-        decision = plan.decide(node, done)
         if decision.state is NodeState.RUN:
             decision = NodeResult(NodeState.SKIPPED, reason="not run")
         done[node] = decision
-        if check is None:
-            continue
         if decision.state is NodeState.BLOCKED:
             findings[node] = Finding(
                 check=check,

@@ -65,6 +65,7 @@ class Plan:
     checks: dict[str, Check]
     graph: nx.DiGraph[str]
     phases: tuple[Phase, ...]
+    keep_going: bool = False
     _order: list[str] = field(default_factory=list, repr=False)
 
     # -- structure -------------------------------------------------------------------
@@ -136,6 +137,8 @@ class Plan:
                 root = result.root or prerequisite
                 if check is None and self._degrades_only(root):
                     continue  # a warn-level need (telemetry) does not stop the next phase
+                if self.keep_going and check is not None and prerequisite not in self.checks:
+                    continue  # keep going: a broken earlier phase does not stop probing
                 roots.append(root)
             elif result.state is NodeState.SKIPPED and prerequisite in self.checks:
                 skipped.append(prerequisite)
@@ -273,9 +276,14 @@ def _merge_expect(a: bool | None, b: bool | None) -> bool | None:
 
 
 def build_plan(
-    requirements: Iterable[Requirement], phases: Collection[Phase] | None = None
+    requirements: Iterable[Requirement],
+    phases: Collection[Phase] | None = None,
+    *,
+    keep_going: bool = False,
 ) -> Plan:
-    """The plan for these requirements, restricted to `phases` (default: all)."""
+    """The plan for these requirements, restricted to `phases` (default: all).
+
+    `keep_going`: a failure blocks only its own dependants, not the phases after it."""
     selected = tuple(p for p in PHASE_ORDER if phases is None or p in phases)
     reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
     builder = _Builder(selected)
@@ -312,4 +320,4 @@ def build_plan(
         # A check that waits on another check of its own phase inherits the gate from it.
         if gate_before is not None and check.id not in waits_in_phase:
             graph.add_edge(gate_before, check.id)
-    return Plan(reqs, builder.checks, graph, selected)
+    return Plan(reqs, builder.checks, graph, selected, keep_going)

@@ -61,4 +61,5 @@ def load_requirements(args: argparse.Namespace) -> tuple[EnvironmentConfig, list
 def load_plan(args: argparse.Namespace) -> tuple[EnvironmentConfig, Plan]:
     config, requirements = load_requirements(args)
     phases = parse_phases(getattr(args, "phase", []))
-    return config, build_plan(requirements, phases)
+    keep_going = bool(getattr(args, "keep_going", False))
+    return config, build_plan(requirements, phases, keep_going=keep_going)
