@@ -95,11 +95,11 @@ def run(args: argparse.Namespace) -> int:
     reason = lab_unavailable()
     if reason:
         return _plan_fallback(console, reason)
+    from aksflight.commands.lab import plan_hosts
     from aksflight.lab.cli import hosts_table
     from aksflight.lab.errors import LabError
     from aksflight.lab.lifecycle import down, up
     from aksflight.lab.spec import spec_from_hosts
-    from aksflight.commands.lab import plan_hosts
 
     config = example_path("lab.yaml")
     args.out.mkdir(parents=True, exist_ok=True)
