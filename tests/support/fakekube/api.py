@@ -5,7 +5,6 @@ server-side apply, finalizers and garbage collection."""
 from __future__ import annotations
 
 import base64
-import copy
 import ipaddress
 import json
 import secrets
@@ -18,6 +17,7 @@ from typing import Any
 
 from . import defaults, patching
 from .errors import AlreadyExists, ApiError, BadRequest, Conflict, Invalid, NotFound
+from .jsondata import clone
 from .resources import Registry, ResourceType
 from .schema import Schemas
 from .selectors import parse_field_selector, selector_string
@@ -45,7 +45,7 @@ def _spec_part(obj: Obj) -> Obj:
 
 def _comparable(obj: Obj) -> Obj:
     """The object without what changes on every write, to detect no-op writes."""
-    trimmed = copy.deepcopy(obj)
+    trimmed = clone(obj)
     meta = trimmed.get("metadata", {})
     meta.pop("resourceVersion", None)
     for entry in meta.get("managedFields") or []:
@@ -94,7 +94,7 @@ class Api:
     def _prepare(self, resource: ResourceType, body: Any, namespace: str | None) -> Obj:
         if not isinstance(body, dict):
             raise BadRequest(f"the body of a {resource.kind} request must be a JSON object")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         api_version, kind = (
             obj.setdefault("apiVersion", resource.api_version),
             obj.setdefault("kind", resource.kind),
@@ -246,7 +246,7 @@ class Api:
             )
         if subresource == "status":
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = clone(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -254,7 +254,7 @@ class Api:
             meta = new["metadata"]
         elif resource.has_status_subresource:
             if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
+                new["status"] = clone(old["status"])
             else:
                 new.pop("status", None)
         for field in (
@@ -305,7 +305,7 @@ class Api:
         meta = obj["metadata"]
         with self._writing():
             old = self.current(resource, meta["name"], meta.get("namespace"))
-            return self._update(resource, old, copy.deepcopy(obj), "status")
+            return self._update(resource, old, clone(obj), "status")
 
     def patch(
         self,
@@ -388,7 +388,7 @@ class Api:
                 raise self._not_found(resource, name)
             applied["metadata"]["managedFields"] = [entry]
             return self.create(resource, applied, namespace, dry_run)
-        entries = copy.deepcopy(old["metadata"].get("managedFields") or [])
+        entries = clone(old["metadata"].get("managedFields") or [])
         mine = [
             e
             for e in entries
@@ -410,7 +410,7 @@ class Api:
         """pods/resize: only container resources may change; the kubelet takes them at once."""
 
         def without_resources(pod: Obj) -> Any:
-            spec = copy.deepcopy(pod.get("spec") or {})
+            spec = clone(pod.get("spec") or {})
             for container in spec.get("containers") or []:
                 container.pop("resources", None)
             return spec
@@ -422,7 +422,7 @@ class Api:
                 kind="Pod",
                 name=old["metadata"]["name"],
             )
-        result = copy.deepcopy(old)
+        result = clone(old)
         result["spec"]["containers"] = new["spec"]["containers"]
         resources = {c["name"]: c.get("resources", {}) for c in new["spec"]["containers"]}
         for status in (result.get("status") or {}).get("containerStatuses") or []:
@@ -483,7 +483,7 @@ class Api:
             sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
                 raise self._conflict(resource, name)
-            new = copy.deepcopy(old)
+            new = clone(old)
             new["spec"]["replicas"] = replicas
             new["metadata"].pop("resourceVersion")
             self._update(resource, old, new, None, dry_run)
@@ -551,7 +551,7 @@ class Api:
             if meta.get("finalizers"):
                 if meta.get("deletionTimestamp"):
                     return old
-                new = copy.deepcopy(old)
+                new = clone(old)
                 new["metadata"]["deletionTimestamp"] = now()
                 new["metadata"]["deletionGracePeriodSeconds"] = 0
                 return self.store.update(resource, new, old)
@@ -575,7 +575,7 @@ class Api:
                 if not any(r.get("uid") == owner_uid for r in refs):
                     continue
                 if propagation == "Orphan":
-                    new = copy.deepcopy(obj)
+                    new = clone(obj)
                     new["metadata"]["ownerReferences"] = [
                         r for r in refs if r.get("uid") != owner_uid
                     ]

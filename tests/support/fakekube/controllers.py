@@ -4,7 +4,6 @@ after each write, so when a client call returns the cluster has settled."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 from .api import Api, now, random_suffix
 from .hooks import PodLogs
+from .jsondata import clone
 from .kubelet import Kubelet, PodBehaviour, PodRule, is_ready
 from .resources import ResourceType
 from .selectors import label_selector_matcher
@@ -228,7 +228,7 @@ class Controllers:
             return
         spec = deployment["spec"]
         desired = int(spec.get("replicas", 1))
-        template = copy.deepcopy(spec["template"])
+        template = clone(spec["template"])
         pod_hash = _template_hash(template)
         owned = self._owned("ReplicaSet", deployment)
         new_rs = next(
@@ -250,7 +250,7 @@ class Controllers:
                 "pod-template-hash": pod_hash,
             }
             template.setdefault("metadata", {})["labels"] = labels
-            selector = copy.deepcopy(spec["selector"])
+            selector = clone(spec["selector"])
             selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             new_rs = self.api.create(
                 rs_type,
@@ -414,15 +414,15 @@ class Controllers:
         template = owner["spec"]["template"]
         metadata: dict[str, Any] = {
             "name": name,
-            "labels": copy.deepcopy((template.get("metadata") or {}).get("labels") or {}),
+            "labels": clone((template.get("metadata") or {}).get("labels") or {}),
             "ownerReferences": [_owner_ref(owner)],
         }
         annotations = (template.get("metadata") or {}).get("annotations")
         if annotations:
-            metadata["annotations"] = copy.deepcopy(annotations)
+            metadata["annotations"] = clone(annotations)
         return self.api.create(
             self._types["Pod"],
-            {"metadata": metadata, "spec": copy.deepcopy(template["spec"])},
+            {"metadata": metadata, "spec": clone(template["spec"])},
             owner["metadata"].get("namespace"),
         )
 
@@ -433,7 +433,7 @@ class Controllers:
         job = self.api.store.find(job_type, name, ns)
         if job is None or job["metadata"].get("deletionTimestamp"):
             return
-        status = copy.deepcopy(job.get("status") or {})
+        status = clone(job.get("status") or {})
         if any(
             c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
             for c in status.get("conditions") or []
@@ -593,7 +593,7 @@ class Controllers:
         endpoints: Obj = {
             "metadata": {
                 "name": name,
-                "labels": copy.deepcopy(service["metadata"].get("labels") or {}),
+                "labels": clone(service["metadata"].get("labels") or {}),
             }
         }
         if pods:

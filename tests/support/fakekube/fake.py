@@ -68,7 +68,9 @@ class FakeKube:
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05}, name="fakekube", daemon=True
+            kwargs={"poll_interval": 0.05},
+            name="fakekube",
+            daemon=True,
         )
         self._thread.start()
         return self

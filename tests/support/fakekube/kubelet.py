@@ -4,7 +4,6 @@ with the Events a real node would record for them."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import ipaddress
 import threading
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .api import now, random_suffix
 from .errors import FakeKubeError
 from .hooks import PodLogs
+from .jsondata import clone
 from .selectors import label_selector_matcher
 
 if TYPE_CHECKING:
@@ -103,7 +103,11 @@ def _container_id(pod: Obj, name: str) -> str:
 
 
 def _image_id(image: str) -> str:
-    repo = image.split("@", maxsplit=1)[0].rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    repo = (
+        image.split("@", maxsplit=1)[0].rsplit(":", 1)[0]
+        if ":" in image.rsplit("/", 1)[-1]
+        else image
+    )
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
@@ -246,7 +250,7 @@ class Kubelet:
         if pod["metadata"].get("deletionTimestamp"):
             return
         behaviour = self.behaviour_for(pod)
-        new = copy.deepcopy(pod)
+        new = clone(pod)
         new["status"] = {"phase": "Pending", "qosClass": _qos(pod["spec"])}
         if (
             behaviour.mode == "unschedulable"
@@ -255,7 +259,7 @@ class Kubelet:
             self._unschedulable(new, behaviour)
             return
         if pod["spec"].get("nodeName") != node:
-            bound = copy.deepcopy(pod)
+            bound = clone(pod)
             bound["spec"]["nodeName"] = node
             pod = self.api.store.update(self._pods, bound, pod)
             new["spec"]["nodeName"] = node
@@ -299,12 +303,12 @@ class Kubelet:
                 "ready": ready,
                 "started": "running" in state,
                 "restartCount": 0,
-                "state": copy.deepcopy(state),
+                "state": clone(state),
                 "lastState": {},
             }
             if "running" in state or "terminated" in state:
                 entry["containerID"] = _container_id(pod, container["name"])
-            entry.update(copy.deepcopy(extra))
+            entry.update(clone(extra))
             statuses.append(entry)
         return statuses
 

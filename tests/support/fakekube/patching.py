@@ -3,7 +3,6 @@ patch and server-side apply; list handling comes from the OpenAPI schema."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +11,7 @@ import jsonpatch
 import jsonpointer
 
 from .errors import BadRequest, Invalid
+from .jsondata import clone
 from .schema import Node, Schemas
 
 JSON_PATCH = "application/json-patch+json"
@@ -39,8 +39,8 @@ def json_patch(original: Obj, operations: Any) -> Obj:
 def merge_patch(original: Any, patch: Any) -> Any:
     """RFC 7386: objects merge, null deletes, everything else (lists too) replaces."""
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(original) if isinstance(original, Mapping) else {}
+        return clone(patch)
+    result = clone(original) if isinstance(original, Mapping) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -75,7 +75,7 @@ class Merger:
             return _strip_directives(patch)
         if directive == "delete":
             return None
-        result = copy.deepcopy(dict(original))
+        result = clone(dict(original))
         for key, value in patch.items():
             if key in ("$patch", "$retainKeys") or key.startswith("$setElementOrder/"):
                 continue
@@ -109,7 +109,7 @@ class Merger:
         if any(isinstance(v, Mapping) and v.get("$patch") == "replace" for v in patch):
             return [_strip_directives(v) for v in patch if "$patch" not in v]
         item_node = self.schemas.items(node)
-        result = copy.deepcopy(current)
+        result = clone(current)
         for item in patch:
             if not isinstance(item, Mapping):
                 raise BadRequest(f"list items merged by {key!r} must be objects")
@@ -134,7 +134,7 @@ class Merger:
             or node.get("x-kubernetes-map-type") == "atomic"
         ):
             return _strip_directives(applied)
-        result = copy.deepcopy(dict(original))
+        result = clone(dict(original))
         for key, value in applied.items():
             if value is None:
                 continue
@@ -154,10 +154,14 @@ class Merger:
         if list_type != "map" or not keys:
             return _strip_directives(applied)
         item_node = self.schemas.items(node)
-        result = copy.deepcopy(current)
+        result = clone(current)
         for item in applied:
             index = next(
-                (i for i, v in enumerate(result) if all(v.get(k) == item.get(k) for k in keys if k in item)),
+                (
+                    i
+                    for i, v in enumerate(result)
+                    if all(v.get(k) == item.get(k) for k in keys if k in item)
+                ),
                 None,
             )
             if index is None:
@@ -180,7 +184,8 @@ class Merger:
             if isinstance(value, list) and child.get("x-kubernetes-list-type") == "map" and keys:
                 item_node = self.schemas.items(child)
                 fields[f"f:{key}"] = {
-                    "k:" + json.dumps({k: item[k] for k in keys if k in item}, separators=(",", ":")): {
+                    "k:"
+                    + json.dumps({k: item[k] for k in keys if k in item}, separators=(",", ":")): {
                         ".": {},
                         **self.fieldset(item_node, item),
                     }
@@ -194,7 +199,7 @@ class Merger:
 
 def union(a: Obj, b: Obj) -> Obj:
     """Two field sets together."""
-    result = copy.deepcopy(a)
+    result = clone(a)
     for key, value in b.items():
         result[key] = union(result.get(key, {}), value)
     return result

@@ -3,7 +3,6 @@ changes that watches replay from any resourceVersion they ask for."""
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Gone, NotFound
+from .jsondata import clone
 from .resources import Registry, ResourceType
 from .selectors import label_selector_matcher, parse_label_selector
 
@@ -74,7 +74,7 @@ class Store:
         resource = self._type(kind)
         with self._cond:
             found = self._objects.get(_key(resource, namespace, name))
-            return copy.deepcopy(found) if found is not None else None
+            return clone(found) if found is not None else None
 
     def get(self, kind: str | ResourceType, name: str, namespace: str | None = None) -> Obj:
         """The object, or NotFound; ``kind`` may be a kind, plural or short name."""
@@ -104,7 +104,7 @@ class Store:
             labels_match = parse_label_selector(label_selector or "")
         with self._cond:
             chosen = [
-                copy.deepcopy(obj)
+                clone(obj)
                 for (rid, ns, _), obj in sorted(self._objects.items())
                 if rid == resource.resource_id
                 and (not namespace or ns == namespace)
@@ -128,14 +128,14 @@ class Store:
             if event_type == "DELETED":
                 self._objects.pop(key, None)
             else:
-                self._objects[key] = copy.deepcopy(obj)
-            event = StoreEvent(self._rv, event_type, resource, copy.deepcopy(obj), old)
+                self._objects[key] = clone(obj)
+            event = StoreEvent(self._rv, event_type, resource, clone(obj), old)
             self._history.append(event)
             self.writes.append(WriteRecord(event_type, resource.kind, key[1], key[2], self._rv))
             self._cond.notify_all()
         for listener in list(self._listeners):
             listener(event)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def insert(self, resource: ResourceType, obj: Obj) -> Obj:
         return self._commit(resource, "ADDED", obj, None)
@@ -182,7 +182,7 @@ class Store:
         ids = {r.resource_id: r for r in resources}
         with self._cond:
             items = [
-                (ids[rid], copy.deepcopy(obj))
+                (ids[rid], clone(obj))
                 for (rid, _, _), obj in sorted(self._objects.items())
                 if rid in ids
             ]
