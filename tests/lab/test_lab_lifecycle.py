@@ -38,6 +38,15 @@ def assert_nothing_left(state: LabState) -> None:
     assert not Path(state.state_dir).exists()
 
 
+def kill_and_wait(pid: int) -> None:
+    """SIGKILL is delivered asynchronously: wait until the process is really dead."""
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while is_alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} survived SIGKILL"
+        time.sleep(0.005)
+
+
 @pytest.fixture
 def fresh(lab_available: None, tmp_path: Path):
     """A lab name and state dir for tests that drive up/down themselves."""
@@ -73,7 +82,7 @@ def test_down_after_a_crash_cleans_up(fresh) -> None:
         ["ip", "netns", "exec", state.node_namespace, "sleep", "60"], start_new_session=True
     )
     for pid in state.pids.values():
-        os.kill(pid, signal.SIGKILL)
+        kill_and_wait(pid)
     lab_status = status(name, state_dir)
     assert not lab_status.running
     assert lab_status.processes == {"dnsmasq": False, "endpoints": False}
@@ -97,7 +106,7 @@ def test_down_without_state_file_still_removes_namespaces(fresh) -> None:
 def test_up_over_a_half_dead_lab_rebuilds_it(fresh) -> None:
     name, state_dir = fresh
     first = up(spec_from_hosts(HOSTS, name=name), state_dir)
-    os.kill(first.pids["endpoints"], signal.SIGKILL)
+    kill_and_wait(first.pids["endpoints"])
     second = up(spec_from_hosts(HOSTS, name=name), state_dir)
     assert status(name, state_dir).running
     assert not is_alive(first.pids["dnsmasq"])
