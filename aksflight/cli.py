@@ -15,7 +15,18 @@ from typing import NoReturn
 
 from aksflight.errors import UsageError
 
-COMMANDS = ("plan", "check", "replicas", "allowlist", "audit", "lab", "demo")
+COMMANDS = (
+    "plan",
+    "check",
+    "replicas",
+    "allowlist",
+    "audit",
+    "lab",
+    "deploy",
+    "service",
+    "local",
+    "demo",
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
