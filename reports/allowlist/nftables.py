@@ -1,0 +1,139 @@
+"""nftables: sets of addresses and accept rules in a regular chain (no base chain, no policy).
+
+nftables matches addresses, not names. With resolved names (`--resolve`) each FQDN rule gets
+a named set holding the addresses the name had when the file was made; such sets go stale as
+the services move, so the file says when it was resolved and must be regenerated. Wildcards,
+service tags and FQDN tags cannot be expressed and are listed as comments.
+
+The output fills chain `allowlist` of `table inet aksflight` (both configurable); the admin's
+own base chain jumps to it, after its own drop rules and before its default drop.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from reports.allowlist import safety
+from reports.allowlist.azure import require_sources
+from reports.allowlist.options import RenderOptions
+from reports.allowlist.ruleset import Allowlist, AllowRule, Target
+
+_FAMILIES = (("v4", "ip", "ipv4_addr"), ("v6", "ip6", "ipv6_addr"))
+
+
+def _set_name(rule_name: str, family: str) -> str:
+    return safety.name(re.sub(r"[^a-z0-9_]", "_", rule_name.lower())[:70] + "_" + family, "set")
+
+
+def _split(addresses: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"v4": [], "v6": []}
+    for value in addresses:
+        version = ipaddress.ip_network(value, strict=False).version
+        out["v4" if version == 4 else "v6"].append(value)
+    return out
+
+
+def _set(name: str, kind: str, elements: list[str], interval: bool, comment: str) -> list[str]:
+    lines = [f"\tset {name} {{", f"\t\ttype {kind}"]
+    if interval:
+        lines.append("\t\tflags interval")
+    if comment:
+        lines.append(f'\t\tcomment "{comment}"')
+    if elements:
+        lines.append("\t\telements = { " + ", ".join(elements) + " }")
+    lines.append("\t}")
+    return lines
+
+
+class _Writer:
+    def __init__(self, allowlist: Allowlist, options: RenderOptions) -> None:
+        self.options = options
+        sources = _split(list(require_sources(allowlist, "nftables")))
+        self.source_sets = {f: f"{options.nft_table}_nodes_{f}" for f, v in sources.items() if v}
+        self.sets: list[str] = []
+        for family, _, kind in _FAMILIES:
+            if sources[family]:
+                name = safety.name(self.source_sets[family], "set")
+                self.sets += _set(name, kind, sources[family], True, "the node subnets")
+        self.rules: list[str] = []
+        self.left_out: list[str] = []
+        self.unresolved: list[str] = []
+
+    def _accept(self, rule: AllowRule, family: str, match: str) -> None:
+        keyword = dict((f, k) for f, k, _ in _FAMILIES)[family]
+        where = f"rule {rule.name}"
+        port = safety.port(rule.port, where)
+        self.rules += [
+            f"\t\t# {rule.description()}",
+            f"\t\t{keyword} saddr @{self.source_sets[family]} {keyword} daddr {match} "
+            f'{rule.transport} dport {port} accept comment "{rule.short_comment()}"',
+        ]
+
+    def add(self, rule: AllowRule) -> None:
+        where = f"rule {rule.name}"
+        kind = rule.destination.kind
+        if kind is Target.ADDRESS:
+            address = safety.address(rule.destination.value, where)
+            family = "v4" if ipaddress.ip_address(address).version == 4 else "v6"
+            if family in self.source_sets:
+                self._accept(rule, family, address)
+            return
+        if kind is not Target.FQDN:
+            self.left_out.append(
+                f"{' '.join(rule.requirement_ids)}: {rule.destination.value} "
+                f"({rule.protocol.value} {rule.port}): nftables cannot match "
+                f"{'a wildcard' if kind is Target.WILDCARD else 'a tag'}"
+            )
+            return
+        host = safety.host(rule.destination.value, where)
+        resolved = self.options.resolved
+        addresses = None if resolved is None else resolved.get(host)
+        if resolved is not None and not addresses:
+            self.unresolved.append(host)
+        by_family = _split([safety.address(a, f"{where}: address") for a in addresses or ()])
+        for family, _, set_kind in _FAMILIES:
+            if family not in self.source_sets or (resolved is not None and not by_family[family]):
+                continue
+            name = _set_name(rule.name, family)
+            note = f"addresses of {host}" if resolved is not None else f"fill with {host}"
+            self.sets += _set(name, set_kind, sorted(set(by_family[family])), False, note)
+            self._accept(rule, family, f"@{name}")
+
+
+def render_nftables(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:
+    writer = _Writer(allowlist, options)
+    for rule in allowlist.rules:
+        writer.add(rule)
+    warnings = list(writer.left_out)
+    if writer.unresolved:
+        warnings.append(f"no address found for {', '.join(writer.unresolved)}; no rule for it")
+    header = [f"# {allowlist.title}", "# Generated by aksflight."]
+    if options.resolved is None:
+        header.append(
+            "# The FQDN sets are empty: regenerate with --resolve, or fill them from DNS."
+        )
+        warnings.append("nftables: FQDN sets are empty without --resolve")
+    else:
+        when = f" at {options.resolved_at}" if options.resolved_at else ""
+        header.append(
+            f"# FQDN sets hold the addresses the names had when resolved{when}. They go stale "
+            "as the services move: regenerate this file regularly."
+        )
+    header += [f"# left out: {safety.text(line, 'comment')}" for line in writer.left_out]
+    header.append(
+        f"# Jump to chain {options.nft_chain} from your own base chain; this file adds no "
+        "base chain and no policy."
+    )
+    table = safety.name(options.nft_table, "table")
+    chain = safety.name(options.nft_chain, "chain")
+    lines = [
+        *header,
+        f"table inet {table} {{",
+        *writer.sets,
+        f"\tchain {chain} {{",
+        *writer.rules,
+        "\t}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n", warnings
