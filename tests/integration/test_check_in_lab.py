@@ -47,11 +47,11 @@ class Lab:
         self.states: list[Any] = []
 
     def up(self, **behaviours: Any) -> Any:
+        import argparse
+
         from aksflight.commands.lab import plan_hosts
         from aksflight.lab.lifecycle import up
         from aksflight.lab.spec import spec_from_hosts
-
-        import argparse
 
         hosts = plan_hosts(argparse.Namespace(config=CONFIG))
         name = "t" + secrets.token_hex(3)
@@ -217,7 +217,7 @@ def test_private_answers(lab: Lab, tmp_path: Path) -> None:
 
 def test_three_dropped_hosts_overlap(lab: Lab) -> None:
     state = lab.up(drop=[BLOB, TABLE, KUSTO])
-    code, report, wall = lab.check(state, "--timeout", "2")
+    code, report, _wall = lab.check(state, "--timeout", "2")
     checks = _checks(report)
     assert code == 1
     for host in (BLOB, TABLE, KUSTO):
