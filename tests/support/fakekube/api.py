@@ -5,22 +5,21 @@ server-side apply, finalizers and garbage collection."""
 from __future__ import annotations
 
 import base64
+import builtins
 import ipaddress
 import json
-import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
-from . import defaults, patching
+from . import defaults, patching, subresources
 from .errors import AlreadyExists, ApiError, BadRequest, Conflict, Invalid, NotFound
-from .jsondata import clone
+from .objects import clone, comparable, now, random_suffix
 from .resources import Registry, ResourceType
 from .schema import Schemas
-from .selectors import parse_field_selector, selector_string
+from .selectors import parse_field_selector
 from .store import Obj, Store
 from .validation import Validator
 
@@ -28,29 +27,10 @@ GENERATION_KINDS = frozenset(
     {"Deployment", "ReplicaSet", "Job", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 )
 SERVER_METADATA = ("uid", "creationTimestamp", "generation", "deletionTimestamp", "resourceVersion")
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def random_suffix(length: int = 5) -> str:
-    return "".join(secrets.choice(_NAME_CHARS) for _ in range(length))
 
 
 def _spec_part(obj: Obj) -> Obj:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
-
-
-def _comparable(obj: Obj) -> Obj:
-    """The object without what changes on every write, to detect no-op writes."""
-    trimmed = clone(obj)
-    meta = trimmed.get("metadata", {})
-    meta.pop("resourceVersion", None)
-    for entry in meta.get("managedFields") or []:
-        entry.pop("time", None)
-    return trimmed
 
 
 class Api:
@@ -77,7 +57,7 @@ class Api:
         self._settle_hooks.append(hook)
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def writing(self) -> Iterator[None]:
         depth = getattr(self._depth, "value", 0)
         self._depth.value = depth + 1
         try:
@@ -91,7 +71,7 @@ class Api:
 
     # --- helpers ---------------------------------------------------------------------
 
-    def _prepare(self, resource: ResourceType, body: Any, namespace: str | None) -> Obj:
+    def prepare(self, resource: ResourceType, body: Any, namespace: str | None) -> Obj:
         if not isinstance(body, dict):
             raise BadRequest(f"the body of a {resource.kind} request must be a JSON object")
         obj = clone(body)
@@ -124,7 +104,7 @@ class Api:
             if self.store.find("namespaces", ns) is None:
                 raise NotFound(f'namespaces "{ns}" not found', kind="namespaces", name=ns)
 
-    def _not_found(self, resource: ResourceType, name: str) -> NotFound:
+    def not_found(self, resource: ResourceType, name: str) -> NotFound:
         group = f".{resource.group}" if resource.group else ""
         return NotFound(
             f'{resource.plural}{group} "{name}" not found',
@@ -136,10 +116,10 @@ class Api:
     def current(self, resource: ResourceType, name: str, namespace: str | None) -> Obj:
         found = self.store.find(resource, name, namespace)
         if found is None:
-            raise self._not_found(resource, name)
+            raise self.not_found(resource, name)
         return found
 
-    def _conflict(self, resource: ResourceType, name: str) -> Conflict:
+    def conflict(self, resource: ResourceType, name: str) -> Conflict:
         group = f".{resource.group}" if resource.group else ""
         return Conflict(
             f'Operation cannot be fulfilled on {resource.plural}{group} "{name}": the object has '
@@ -195,8 +175,8 @@ class Api:
         self, resource: ResourceType, body: Any, namespace: str | None = None, dry_run: bool = False
     ) -> Obj:
         """POST: a new object, AlreadyExists if the name is taken."""
-        with self._writing():
-            obj = self._prepare(resource, body, namespace)
+        with self.writing():
+            obj = self.prepare(resource, body, namespace)
             meta = obj["metadata"]
             if meta.get("resourceVersion"):
                 raise BadRequest("resourceVersion should not be set on objects to be created")
@@ -230,7 +210,7 @@ class Api:
 
     # --- update, shared by PUT, every PATCH and the subresources ----------------------
 
-    def _update(
+    def write_update(
         self,
         resource: ResourceType,
         old: Obj,
@@ -273,7 +253,7 @@ class Api:
         defaults.apply_defaults(resource, new)
         if resource.kind in GENERATION_KINDS and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
-        if _comparable(new) == _comparable(old):
+        if comparable(new) == comparable(old):
             return old
         self.validator.check(resource, new, old if subresource != "status" else None)
         if dry_run:
@@ -292,20 +272,20 @@ class Api:
         dry_run: bool = False,
     ) -> Obj:
         """PUT: a whole new object, Conflict if its resourceVersion is not the current one."""
-        with self._writing():
+        with self.writing():
             old = self.current(resource, name, namespace)
-            new = self._prepare(resource, body, namespace or old["metadata"].get("namespace"))
+            new = self.prepare(resource, body, namespace or old["metadata"].get("namespace"))
             sent_rv = new["metadata"].get("resourceVersion")
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                raise self._conflict(resource, name)
-            return self._update(resource, old, new, subresource, dry_run)
+                raise self.conflict(resource, name)
+            return self.write_update(resource, old, new, subresource, dry_run)
 
     def update_status(self, resource: ResourceType, obj: Obj) -> Obj:
         """Write only ``obj``'s status, as a controller would; no precondition."""
         meta = obj["metadata"]
-        with self._writing():
+        with self.writing():
             old = self.current(resource, meta["name"], meta.get("namespace"))
-            return self._update(resource, old, clone(obj), "status")
+            return self.write_update(resource, old, clone(obj), "status")
 
     def patch(
         self,
@@ -320,10 +300,10 @@ class Api:
         dry_run: bool = False,
     ) -> Obj:
         """PATCH in any of the four patch types; apply creates a missing object."""
-        with self._writing():
+        with self.writing():
             if patch_type == patching.APPLY_PATCH:
-                return self._apply(
-                    resource, name, body, namespace, subresource, field_manager, dry_run
+                return subresources.apply(
+                    self, resource, name, body, namespace, subresource, field_manager, dry_run
                 )
             old = self.current(resource, name, namespace)
             if patch_type == patching.JSON_PATCH:
@@ -342,162 +322,10 @@ class Api:
                 raise Invalid("the patch did not produce an object", name=name, kind=resource.kind)
             sent_rv = (new.get("metadata") or {}).get("resourceVersion")
             if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                raise self._conflict(resource, name)
+                raise self.conflict(resource, name)
             if subresource == "resize":
-                return self._resize(resource, old, new, dry_run)
-            return self._update(resource, old, new, subresource, dry_run)
-
-    def _apply(
-        self,
-        resource: ResourceType,
-        name: str,
-        body: Any,
-        namespace: str | None,
-        subresource: str | None,
-        field_manager: str | None,
-        dry_run: bool,
-    ) -> Obj:
-        if not field_manager:
-            raise BadRequest("PATCH requests with apply content type must have a fieldManager")
-        if not isinstance(body, dict) or "apiVersion" not in body or "kind" not in body:
-            raise BadRequest("an applied configuration must name its apiVersion and kind")
-        applied = self._prepare(resource, body, namespace)
-        if applied["metadata"].get("name") != name:
-            raise BadRequest(f"the name in the applied configuration must be {name!r}")
-        root = self.schemas.root(resource.api_version, resource.kind)
-        fields = self.merger.fieldset(root, {k: v for k, v in applied.items() if k != "metadata"})
-        meta_fields = self.merger.fieldset(
-            self.schemas.child(root, "metadata"), applied["metadata"]
-        )
-        fields["f:metadata"] = meta_fields
-        entry = {
-            "manager": field_manager,
-            "operation": "Apply",
-            "apiVersion": resource.api_version,
-            "time": now(),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": fields,
-        }
-        if subresource:
-            entry["subresource"] = subresource
-        old = self.store.find(
-            resource, name, applied["metadata"]["namespace"] if resource.namespaced else None
-        )
-        if old is None:
-            if subresource:
-                raise self._not_found(resource, name)
-            applied["metadata"]["managedFields"] = [entry]
-            return self.create(resource, applied, namespace, dry_run)
-        entries = clone(old["metadata"].get("managedFields") or [])
-        mine = [
-            e
-            for e in entries
-            if e.get("manager") == field_manager and e.get("operation") == "Apply"
-        ]
-        others: Obj = {}
-        for e in entries:
-            if e not in mine and e.get("operation") == "Apply":
-                others = patching.union(others, e.get("fieldsV1") or {})
-        new = self.merger.apply(root, old, applied)
-        if mine:
-            patching.prune(new, mine[0].get("fieldsV1") or {}, fields, others)
-        entries = [entry if e in mine else e for e in entries] if mine else [*entries, entry]
-        new["metadata"]["managedFields"] = entries
-        new["metadata"].pop("resourceVersion", None)
-        return self._update(resource, old, new, subresource, dry_run)
-
-    def _resize(self, resource: ResourceType, old: Obj, new: Obj, dry_run: bool) -> Obj:
-        """pods/resize: only container resources may change; the kubelet takes them at once."""
-
-        def without_resources(pod: Obj) -> Any:
-            spec = clone(pod.get("spec") or {})
-            for container in spec.get("containers") or []:
-                container.pop("resources", None)
-            return spec
-
-        if without_resources(new) != without_resources(old):
-            raise Invalid(
-                f'Pod "{old["metadata"]["name"]}" is invalid: spec: Forbidden: only cpu and memory '
-                "resources are mutable",
-                kind="Pod",
-                name=old["metadata"]["name"],
-            )
-        result = clone(old)
-        result["spec"]["containers"] = new["spec"]["containers"]
-        resources = {c["name"]: c.get("resources", {}) for c in new["spec"]["containers"]}
-        for status in (result.get("status") or {}).get("containerStatuses") or []:
-            if status.get("name") in resources:
-                status["resources"] = resources[status["name"]]
-        result["metadata"].pop("resourceVersion", None)
-        if _comparable(result) == _comparable(old):
-            return old
-        self.validator.check(resource, result)
-        return result if dry_run else self.store.update(resource, result, old)
-
-    # --- scale subresource -----------------------------------------------------------
-
-    def get_scale(self, resource: ResourceType, name: str, namespace: str | None) -> Obj:
-        obj = self.current(resource, name, namespace)
-        meta = obj["metadata"]
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: meta[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-            },
-            "spec": {"replicas": obj["spec"].get("replicas", 1)},
-            "status": {
-                "replicas": (obj.get("status") or {}).get("replicas", 0),
-                "selector": selector_string(obj["spec"].get("selector") or {}),
-            },
-        }
-
-    def update_scale(
-        self,
-        resource: ResourceType,
-        name: str,
-        scale: Any,
-        namespace: str | None,
-        dry_run: bool = False,
-    ) -> Obj:
-        with self._writing():
-            old = self.current(resource, name, namespace)
-            if not isinstance(scale, dict):
-                raise BadRequest("a Scale must be a JSON object")
-            scale.setdefault("apiVersion", "autoscaling/v1")
-            scale.setdefault("kind", "Scale")
-            errors = self.schemas.errors(scale)
-            replicas = (scale.get("spec") or {}).get("replicas", 0)
-            if errors or replicas < 0:
-                raise Invalid(
-                    f'Scale.autoscaling "{name}" is invalid: '
-                    + (
-                        ", ".join(f"{e['field']}: {e['message']}" for e in errors)
-                        or "spec.replicas: must be >= 0"
-                    ),
-                    kind="Scale",
-                    name=name,
-                    causes=errors,
-                )
-            sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
-            if sent_rv and sent_rv != old["metadata"]["resourceVersion"]:
-                raise self._conflict(resource, name)
-            new = clone(old)
-            new["spec"]["replicas"] = replicas
-            new["metadata"].pop("resourceVersion")
-            self._update(resource, old, new, None, dry_run)
-            return self.get_scale(resource, name, namespace)
-
-    def patch_scale(
-        self, resource: ResourceType, name: str, patch_type: str, body: Any, namespace: str | None
-    ) -> Obj:
-        scale = self.get_scale(resource, name, namespace)
-        if patch_type == patching.JSON_PATCH:
-            patched = patching.json_patch(scale, body)
-        else:
-            patched = patching.merge_patch(scale, body)
-        return self.update_scale(resource, name, patched, namespace)
+                return subresources.resize(self, resource, old, new, dry_run)
+            return self.write_update(resource, old, new, subresource, dry_run)
 
     # --- reads with selectors and pages ---------------------------------------------
 
@@ -539,13 +367,13 @@ class Api:
         dry_run: bool = False,
     ) -> Obj:
         """DELETE: finalizers hold the object back; dependents go unless orphaned."""
-        with self._writing():
+        with self.writing():
             old = self.current(resource, name, namespace)
             meta = old["metadata"]
             for field in ("uid", "resourceVersion"):
                 wanted = (preconditions or {}).get(field)
                 if wanted and wanted != meta.get(field):
-                    raise self._conflict(resource, name)
+                    raise self.conflict(resource, name)
             if dry_run:
                 return old
             if meta.get("finalizers"):
@@ -600,8 +428,8 @@ class Api:
         label_selector: str = "",
         field_selector: str = "",
         propagation: str | None = None,
-    ) -> list[Obj]:
-        with self._writing():
+    ) -> builtins.list[Obj]:
+        with self.writing():
             items, _, _ = self.list(resource, namespace, label_selector, field_selector)
             return [
                 self.delete(

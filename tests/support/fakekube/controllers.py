@@ -11,10 +11,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .api import Api, now, random_suffix
+from .api import Api
 from .hooks import PodLogs
-from .jsondata import clone
 from .kubelet import Kubelet, PodBehaviour, PodRule, is_ready
+from .objects import clone, now, random_suffix
 from .resources import ResourceType
 from .selectors import label_selector_matcher
 from .store import Obj, StoreEvent
@@ -128,7 +128,7 @@ class Controllers:
 
     def restart_pods(self, namespace: str | None = None) -> None:
         """Run the kubelet again on every pod that has not finished (after changing rules)."""
-        with self.api._writing():
+        with self.api.writing():
             for pod in self.api.store.list(self._types["Pod"], namespace):
                 if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                     self.kubelet.run(pod, force=True)
@@ -136,12 +136,12 @@ class Controllers:
     def expire_progress_deadline(self, namespace: str, name: str) -> None:
         """Make an unfinished rollout report ProgressDeadlineExceeded, as after the deadline."""
         self.expired_deadlines.add((namespace, name))
-        with self.api._writing():
+        with self.api.writing():
             self._deployment(namespace, name)
 
     def resync(self) -> None:
         """Reconcile every workload, e.g. after switching ``enabled`` back on."""
-        with self.api._writing():
+        with self.api.writing():
             for kind in ("Deployment", "ReplicaSet", "Job", "Service"):
                 for obj in self.api.store.list(self._types[kind]):
                     self._reconcile(

@@ -11,10 +11,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .api import now, random_suffix
 from .errors import FakeKubeError
 from .hooks import PodLogs
-from .jsondata import clone
+from .objects import clone, now, random_suffix
 from .selectors import label_selector_matcher
 
 if TYPE_CHECKING:
@@ -195,7 +194,7 @@ class Kubelet:
             host = pod["spec"].get("nodeName")
             if host in counts:
                 counts[host] += 1
-        return min(nodes, key=lambda n: (counts[n], n))
+        return str(min(nodes, key=lambda n: (counts[n], n)))
 
     # --- events ------------------------------------------------------------------
 

@@ -1,11 +1,15 @@
-"""Copying JSON-shaped objects: the store hands out copies on every read, and
-``copy.deepcopy`` is several times slower for plain dicts and lists."""
+"""Small helpers for Kubernetes objects: fast copies (the store hands out a copy on
+every read, and ``copy.deepcopy`` is several times slower for plain data), timestamps,
+generated names and no-op detection."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import secrets
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+Obj = dict[str, Any]
 
 
 def clone(value: T) -> T:
@@ -15,3 +19,24 @@ def clone(value: T) -> T:
     if isinstance(value, list):
         return [clone(v) for v in value]  # type: ignore[return-value]
     return value
+
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def random_suffix(length: int = 5) -> str:
+    return "".join(secrets.choice(_NAME_CHARS) for _ in range(length))
+
+
+def comparable(obj: Obj) -> Obj:
+    """The object without what changes on every write, to detect no-op writes."""
+    trimmed = clone(obj)
+    meta = trimmed.get("metadata", {})
+    meta.pop("resourceVersion", None)
+    for entry in meta.get("managedFields") or []:
+        entry.pop("time", None)
+    return trimmed

@@ -11,7 +11,7 @@ import jsonpatch
 import jsonpointer
 
 from .errors import BadRequest, Invalid
-from .jsondata import clone
+from .objects import clone
 from .schema import Node, Schemas
 
 JSON_PATCH = "application/json-patch+json"
@@ -40,7 +40,7 @@ def merge_patch(original: Any, patch: Any) -> Any:
     """RFC 7386: objects merge, null deletes, everything else (lists too) replaces."""
     if not isinstance(patch, Mapping):
         return clone(patch)
-    result = clone(original) if isinstance(original, Mapping) else {}
+    result: dict[str, Any] = clone(dict(original)) if isinstance(original, Mapping) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
@@ -152,7 +152,7 @@ class Merger:
             return current + [v for v in applied if v not in current]
         keys = node.get("x-kubernetes-list-map-keys")
         if list_type != "map" or not keys:
-            return _strip_directives(applied)
+            return [_strip_directives(v) for v in applied]
         item_node = self.schemas.items(node)
         result = clone(current)
         for item in applied:

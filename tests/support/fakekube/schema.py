@@ -13,8 +13,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-import jsonschema.exceptions
+import jsonschema  # type: ignore[import-untyped]
+import jsonschema.exceptions  # type: ignore[import-untyped]
 import referencing
 from kubernetes_validate import utils as kv_utils
 

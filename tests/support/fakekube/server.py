@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from . import patching
+from . import patching, subresources
 from .errors import (
     ApiError,
     BadRequest,
@@ -370,12 +370,15 @@ class Handler(BaseHTTPRequestHandler):
         api, resource, name = self.fake.api, route.resource, route.name
         assert name is not None
         if method == "GET":
-            self._send_json(200, api.get_scale(resource, name, route.namespace))
+            self._send_json(200, subresources.get_scale(api, resource, name, route.namespace))
         elif method == "PUT":
-            self._send_json(200, api.update_scale(resource, name, body, route.namespace))
+            self._send_json(
+                200, subresources.update_scale(api, resource, name, body, route.namespace)
+            )
         elif method == "PATCH":
             self._send_json(
-                200, api.patch_scale(resource, name, content_type, body, route.namespace)
+                200,
+                subresources.patch_scale(api, resource, name, content_type, body, route.namespace),
             )
         else:
             raise MethodNotAllowed(f"the server does not allow this method on scale: {method}")

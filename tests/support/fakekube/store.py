@@ -3,6 +3,7 @@ changes that watches replay from any resourceVersion they ask for."""
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import Gone, NotFound
-from .jsondata import clone
+from .objects import clone
 from .resources import Registry, ResourceType
 from .selectors import label_selector_matcher, parse_label_selector
 
@@ -152,14 +153,14 @@ class Store:
 
     # --- history for watches -------------------------------------------------------------
 
-    def events_after(self, resource_version: int) -> list[StoreEvent]:
+    def events_after(self, resource_version: int) -> builtins.list[StoreEvent]:
         """Changes newer than ``resource_version``; Gone when the history no longer has them."""
         with self._cond:
             if self._history and resource_version < self._history[0].resource_version - 1:
                 raise Gone(f"too old resource version: {resource_version} ({self._rv})")
             return [e for e in self._history if e.resource_version > resource_version]
 
-    def wait_after(self, resource_version: int, timeout: float) -> list[StoreEvent]:
+    def wait_after(self, resource_version: int, timeout: float) -> builtins.list[StoreEvent]:
         """Block until there is a change after ``resource_version`` or the timeout passes."""
         with self._cond:
             self._cond.wait_for(lambda: self._closed or self._rv > resource_version, timeout)
@@ -177,7 +178,7 @@ class Store:
 
     def snapshot(
         self, resources: Iterable[ResourceType]
-    ) -> tuple[int, list[tuple[ResourceType, Obj]]]:
+    ) -> tuple[int, builtins.list[tuple[ResourceType, Obj]]]:
         """Every object of the given types and the resourceVersion they are current at."""
         ids = {r.resource_id: r for r in resources}
         with self._cond:
