@@ -37,7 +37,9 @@ def test_configmap_and_secret_round_trip(fakekube, core):
     assert created.metadata.creation_timestamp is not None
     assert core.read_namespaced_config_map("settings", "default").data == {"a": "1"}
 
-    core.create_namespaced_secret("default", {"metadata": {"name": "token"}, "stringData": {"t": "x"}})
+    core.create_namespaced_secret(
+        "default", {"metadata": {"name": "token"}, "stringData": {"t": "x"}}
+    )
     stored = fakekube.store.get("Secret", "token", "default")
     assert stored["type"] == "Opaque"
     assert base64.b64decode(stored["data"]["t"]) == b"x"
@@ -65,7 +67,10 @@ def test_cluster_scoped_rbac_and_lease(fakekube):
         "default", {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a"}}
     )
     lease.spec.holder_identity = "b"
-    assert coordination.replace_namespaced_lease("leader", "default", lease).spec.holder_identity == "b"
+    assert (
+        coordination.replace_namespaced_lease("leader", "default", lease).spec.holder_identity
+        == "b"
+    )
 
 
 def test_create_twice_is_already_exists(apps):
@@ -95,11 +100,17 @@ def test_unknown_field_is_invalid(fakekube, apps):
     # create_* validates typed models in the client; a server-side apply sends the dict as is
     with pytest.raises(ApiException) as info:
         apps.patch_namespaced_deployment(
-            "web", "default", body, field_manager="test", _content_type="application/apply-patch+yaml"
+            "web",
+            "default",
+            body,
+            field_manager="test",
+            _content_type="application/apply-patch+yaml",
         )
     assert info.value.status == 422
     assert '"reason": "Invalid"' in info.value.body
-    assert 'unknown field \\"spec.template.spec.containers[0].imagePullPolicyy\\"' in info.value.body
+    assert (
+        'unknown field \\"spec.template.spec.containers[0].imagePullPolicyy\\"' in info.value.body
+    )
     raw = httpx.post(f"{fakekube.url}/apis/apps/v1/namespaces/default/deployments", json=body)
     assert raw.status_code == 422
     cause = raw.json()["details"]["causes"][0]
@@ -112,7 +123,11 @@ def test_missing_selector_is_invalid(fakekube, apps):
     del body["spec"]["selector"]
     with pytest.raises(ApiException) as info:
         apps.patch_namespaced_deployment(
-            "web", "default", body, field_manager="test", _content_type="application/apply-patch+yaml"
+            "web",
+            "default",
+            body,
+            field_manager="test",
+            _content_type="application/apply-patch+yaml",
         )
     assert info.value.status == 422
     assert "spec.selector: Required value" in info.value.body
@@ -155,16 +170,23 @@ def test_list_selectors_and_resource_version(fakekube, core):
     assert info.value.status == 400
     page = core.list_namespaced_config_map("default", limit=2, label_selector="tier")
     assert len(page.items) == 2 and page.metadata._continue
-    rest = core.list_namespaced_config_map("default", limit=2, label_selector="tier", _continue=page.metadata._continue)
+    rest = core.list_namespaced_config_map(
+        "default", limit=2, label_selector="tier", _continue=page.metadata._continue
+    )
     assert [c.metadata.name for c in rest.items] == ["c"]
 
 
 def test_pod_field_selectors(fakekube, core):
     core.create_namespaced_pod(
         "default",
-        {"metadata": {"name": "solo"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}},
+        {
+            "metadata": {"name": "solo"},
+            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+        },
     )
-    running = core.list_namespaced_pod("default", field_selector="status.phase=Running,spec.nodeName=node-1")
+    running = core.list_namespaced_pod(
+        "default", field_selector="status.phase=Running,spec.nodeName=node-1"
+    )
     assert [p.metadata.name for p in running.items] == ["solo"]
     assert core.list_namespaced_pod("default", field_selector="status.phase!=Running").items == []
 
@@ -178,7 +200,9 @@ def test_delete_deployment_removes_its_pods(fakekube, apps):
 
 
 def test_finalizers_hold_deletion_back(fakekube, core):
-    core.create_namespaced_config_map("default", {"metadata": {"name": "held", "finalizers": ["x/y"]}})
+    core.create_namespaced_config_map(
+        "default", {"metadata": {"name": "held", "finalizers": ["x/y"]}}
+    )
     core.delete_namespaced_config_map("held", "default")
     held = fakekube.store.get("ConfigMap", "held", "default")
     assert held["metadata"]["deletionTimestamp"]
@@ -200,7 +224,9 @@ def test_access_review_policy(fakekube):
 
     def allowed(namespace):
         review = {
-            "spec": {"resourceAttributes": {"verb": "create", "resource": "pods", "namespace": namespace}}
+            "spec": {
+                "resourceAttributes": {"verb": "create", "resource": "pods", "namespace": namespace}
+            }
         }
         return authz.create_self_subject_access_review(review).status.allowed
 

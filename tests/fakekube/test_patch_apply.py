@@ -15,7 +15,9 @@ def apps(fakekube):
 
 
 def containers(fakekube, name="web"):
-    return fakekube.store.get("Deployment", name, "default")["spec"]["template"]["spec"]["containers"]
+    return fakekube.store.get("Deployment", name, "default")["spec"]["template"]["spec"][
+        "containers"
+    ]
 
 
 def test_strategic_merge_merges_containers_and_env_by_name(fakekube, apps):
@@ -37,14 +39,18 @@ def test_strategic_merge_merges_containers_and_env_by_name(fakekube, apps):
     assert main["image"] == "nginx:1.27"
     assert [e["name"] for e in main["env"]] == ["MODE", "EXTRA"]
     assert sidecar["name"] == "sidecar"
-    delete = {"spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}}
+    delete = {
+        "spec": {"template": {"spec": {"containers": [{"name": "sidecar", "$patch": "delete"}]}}}
+    }
     apps.patch_namespaced_deployment("web", "default", delete)
     assert [c["name"] for c in containers(fakekube)] == ["main"]
 
 
 def test_merge_patch_replaces_lists(fakekube, apps):
     apps.create_namespaced_deployment("default", deployment())
-    patch = {"spec": {"template": {"spec": {"containers": [{"name": "only", "image": "busybox:1"}]}}}}
+    patch = {
+        "spec": {"template": {"spec": {"containers": [{"name": "only", "image": "busybox:1"}]}}}
+    }
     apps.patch_namespaced_deployment(
         "web", "default", patch, _content_type="application/merge-patch+json"
     )
@@ -53,7 +59,9 @@ def test_merge_patch_replaces_lists(fakekube, apps):
 
 def test_json_patch_and_failed_test_operation(fakekube, apps):
     apps.create_namespaced_deployment("default", deployment())
-    ops = [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx:1.28"}]
+    ops = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx:1.28"}
+    ]
     apps.patch_namespaced_deployment("web", "default", ops)
     assert containers(fakekube)[0]["image"] == "nginx:1.28"
     with pytest.raises(ApiException) as info:

@@ -91,7 +91,8 @@ class Api:
             body_ns = meta.get("namespace")
             if namespace and body_ns and body_ns != namespace:
                 raise BadRequest(
-                    "the namespace of the provided object does not match the namespace sent on the request"
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
                 )
             meta["namespace"] = namespace or body_ns or "default"
         else:
@@ -100,9 +101,9 @@ class Api:
 
     def _namespace_must_exist(self, resource: ResourceType, obj: Obj) -> None:
         ns = obj["metadata"].get("namespace")
-        if resource.namespaced and self.require_namespaces:
-            if self.store.find("namespaces", ns) is None:
-                raise NotFound(f'namespaces "{ns}" not found', kind="namespaces", name=ns)
+        needs_namespace = resource.namespaced and self.require_namespaces
+        if needs_namespace and self.store.find("namespaces", ns) is None:
+            raise NotFound(f'namespaces "{ns}" not found', kind="namespaces", name=ns)
 
     def not_found(self, resource: ResourceType, name: str) -> NotFound:
         group = f".{resource.group}" if resource.group else ""

@@ -4,46 +4,23 @@ after each write, so when a client call returns the cluster has settled."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
 
 from .api import Api
+from .endpoints import EndpointsController
+from .events import add_node, record_event
 from .hooks import PodLogs
+from .jobs import JobController
 from .kubelet import Kubelet, PodBehaviour, PodRule, is_ready
 from .objects import clone, now, random_suffix
+from .ownership import controller_of, create_pod, owned, owner_ref, template_hash
 from .resources import ResourceType
-from .selectors import label_selector_matcher
 from .store import Obj, StoreEvent
 
+FAKE_CA = "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
 WORKLOAD_KINDS = frozenset({"Deployment", "ReplicaSet", "Job", "Pod", "Service"})
-
-
-def _owner_ref(obj: Obj) -> Obj:
-    return {
-        "apiVersion": obj["apiVersion"],
-        "kind": obj["kind"],
-        "name": obj["metadata"]["name"],
-        "uid": obj["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def _controller_of(obj: Obj) -> Obj | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller"):
-            return dict(ref)
-    return None
-
-
-def _template_hash(template: Obj) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(alphabet[int(digest[i : i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))
 
 
 def _keep_times(new: list[Obj], old: list[Obj]) -> list[Obj]:
@@ -74,6 +51,8 @@ class Controllers:
         self.api = api
         self.enabled = enabled
         self.kubelet = Kubelet(api, logs)
+        self.jobs = JobController(api)
+        self.endpoints = EndpointsController(api)
         self.expired_deadlines: set[tuple[str, str]] = set()
         self._queue: deque[StoreEvent] = deque()
         self._lock = threading.Lock()
@@ -98,7 +77,7 @@ class Controllers:
     # --- test-facing steering ----------------------------------------------------
 
     def add_node(self, name: str, cpu: str = "4", memory: str = "16Gi") -> Obj:
-        return self.kubelet.add_node(name, cpu, memory)
+        return add_node(self.api, name, cpu, memory)
 
     def set_pod_behaviour(
         self,
@@ -176,10 +155,10 @@ class Controllers:
                 current = self.api.store.find(self._types["Pod"], name, ns)
                 if current is not None:
                     self.kubelet.run(current)
-            owner = _controller_of(event.object)
+            owner = controller_of(event.object)
             if owner is not None and owner.get("kind") in ("ReplicaSet", "Job"):
                 self._reconcile(owner["kind"], ns, owner["name"])
-            self._services(ns)
+            self.endpoints.reconcile_namespace(ns)
         elif kind == "Service" and event.type == "DELETED":
             if self.api.store.find(self._types["Endpoints"], name, ns) is not None:
                 self.api.delete(self._types["Endpoints"], name, ns)
@@ -190,18 +169,10 @@ class Controllers:
         handler = {
             "Deployment": self._deployment,
             "ReplicaSet": self._replicaset,
-            "Job": self._job,
-            "Service": self._service,
+            "Job": self.jobs.reconcile,
+            "Service": self.endpoints.reconcile,
         }[kind]
         handler(ns, name)
-
-    def _owned(self, kind: str, owner: Obj) -> list[Obj]:
-        uid = owner["metadata"]["uid"]
-        return [
-            o
-            for o in self.api.store.list(self._types[kind], owner["metadata"].get("namespace"))
-            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
-        ]
 
     # --- namespaces --------------------------------------------------------------
 
@@ -213,9 +184,7 @@ class Controllers:
                 self._types["ConfigMap"],
                 {
                     "metadata": {"name": "kube-root-ca.crt"},
-                    "data": {
-                        "ca.crt": "-----BEGIN CERTIFICATE-----\nZmFrZQ==\n-----END CERTIFICATE-----\n"
-                    },
+                    "data": {"ca.crt": FAKE_CA},
                 },
                 name,
             )
@@ -229,19 +198,19 @@ class Controllers:
         spec = deployment["spec"]
         desired = int(spec.get("replicas", 1))
         template = clone(spec["template"])
-        pod_hash = _template_hash(template)
-        owned = self._owned("ReplicaSet", deployment)
+        pod_hash = template_hash(template)
+        replica_sets = owned(self.api, self._types["ReplicaSet"], deployment)
         new_rs = next(
             (
                 rs
-                for rs in owned
+                for rs in replica_sets
                 if rs["metadata"].get("labels", {}).get("pod-template-hash") == pod_hash
             ),
             None,
         )
         revisions = [
             int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0"))
-            for rs in owned
+            for rs in replica_sets
         ]
         rs_type = self._types["ReplicaSet"]
         if new_rs is None:
@@ -263,13 +232,14 @@ class Controllers:
                             "deployment.kubernetes.io/max-replicas": str(desired + 1),
                             "deployment.kubernetes.io/revision": str(max(revisions, default=0) + 1),
                         },
-                        "ownerReferences": [_owner_ref(deployment)],
+                        "ownerReferences": [owner_ref(deployment)],
                     },
                     "spec": {"replicas": desired, "selector": selector, "template": template},
                 },
                 ns,
             )
-            self.kubelet.event(
+            record_event(
+                self.api,
                 deployment,
                 "ScalingReplicaSet",
                 f"Scaled up replica set {new_rs['metadata']['name']} from 0 to {desired}",
@@ -287,7 +257,7 @@ class Controllers:
         new_rs = self.api.store.find(rs_type, new_rs["metadata"]["name"], ns) or new_rs
         new_status = new_rs.get("status") or {}
         if new_status.get("availableReplicas", 0) >= desired:
-            for old in owned:
+            for old in replica_sets:
                 if old["metadata"]["uid"] != new_rs["metadata"]["uid"] and old["spec"].get(
                     "replicas"
                 ):
@@ -303,7 +273,7 @@ class Controllers:
     def _deployment_status(self, deployment: Obj, new_rs: Obj, desired: int) -> None:
         meta = deployment["metadata"]
         ns = meta.get("namespace", "")
-        all_rs = self._owned("ReplicaSet", deployment)
+        all_rs = owned(self.api, self._types["ReplicaSet"], deployment)
         total = sum((rs.get("status") or {}).get("replicas", 0) for rs in all_rs)
         ready = sum((rs.get("status") or {}).get("readyReplicas", 0) for rs in all_rs)
         available = sum((rs.get("status") or {}).get("availableReplicas", 0) for rs in all_rs)
@@ -380,12 +350,12 @@ class Controllers:
         desired = int(rs["spec"].get("replicas", 1))
         pods = [
             p
-            for p in self._owned("Pod", rs)
+            for p in owned(self.api, self._types["Pod"], rs)
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
             and not p["metadata"].get("deletionTimestamp")
         ]
         for _ in range(desired - len(pods)):
-            pods.append(self._create_pod(rs, f"{name}-{random_suffix()}"))
+            pods.append(create_pod(self.api, self._types["Pod"], rs, f"{name}-{random_suffix()}"))
         if len(pods) > desired:
             pods.sort(key=lambda p: (is_ready(p), p["metadata"]["creationTimestamp"]))
             for extra in pods[: len(pods) - desired]:
@@ -406,232 +376,6 @@ class Controllers:
                 k: v for k, v in status.items() if v != 0 or k in ("replicas", "observedGeneration")
             }
             self.api.update_status(self._types["ReplicaSet"], fresh)
-        owner = _controller_of(rs)
+        owner = controller_of(rs)
         if owner is not None and owner.get("kind") == "Deployment":
             self._deployment(ns, owner["name"])
-
-    def _create_pod(self, owner: Obj, name: str) -> Obj:
-        template = owner["spec"]["template"]
-        metadata: dict[str, Any] = {
-            "name": name,
-            "labels": clone((template.get("metadata") or {}).get("labels") or {}),
-            "ownerReferences": [_owner_ref(owner)],
-        }
-        annotations = (template.get("metadata") or {}).get("annotations")
-        if annotations:
-            metadata["annotations"] = clone(annotations)
-        return self.api.create(
-            self._types["Pod"],
-            {"metadata": metadata, "spec": clone(template["spec"])},
-            owner["metadata"].get("namespace"),
-        )
-
-    # --- jobs --------------------------------------------------------------------
-
-    def _job(self, ns: str, name: str) -> None:
-        job_type = self._types["Job"]
-        job = self.api.store.find(job_type, name, ns)
-        if job is None or job["metadata"].get("deletionTimestamp"):
-            return
-        status = clone(job.get("status") or {})
-        if any(
-            c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-            for c in status.get("conditions") or []
-        ):
-            return
-        spec = job["spec"]
-        if spec.get("suspend"):
-            return
-        pods = self._owned("Pod", job)
-        phases = [(p.get("status") or {}).get("phase") for p in pods]
-        succeeded, failed = phases.count("Succeeded"), phases.count("Failed")
-        active = len(pods) - succeeded - failed
-        completions, parallelism = int(spec.get("completions", 1)), int(spec.get("parallelism", 1))
-        backoff_limit = int(spec.get("backoffLimit", 6))
-        stamp = now()
-        conditions: list[Obj] = []
-        if succeeded >= completions:
-            conditions = [
-                {
-                    "type": "SuccessCriteriaMet",
-                    "status": "True",
-                    "reason": "CompletionsReached",
-                    "message": "Reached expected number of succeeded pods",
-                    "lastProbeTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-                {
-                    "type": "Complete",
-                    "status": "True",
-                    "reason": "CompletionsReached",
-                    "message": "Reached expected number of succeeded pods",
-                    "lastProbeTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-            ]
-            status["completionTime"] = stamp
-            self.kubelet.event(
-                job, "Completed", "Job completed", "Normal", component="job-controller"
-            )
-        elif failed > backoff_limit:
-            conditions = [
-                {
-                    "type": "FailureTarget",
-                    "status": "True",
-                    "reason": "BackoffLimitExceeded",
-                    "message": "Job has reached the specified backoff limit",
-                    "lastProbeTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-                {
-                    "type": "Failed",
-                    "status": "True",
-                    "reason": "BackoffLimitExceeded",
-                    "message": "Job has reached the specified backoff limit",
-                    "lastProbeTime": stamp,
-                    "lastTransitionTime": stamp,
-                },
-            ]
-            self.kubelet.event(
-                job,
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-                component="job-controller",
-            )
-        else:
-            for _ in range(min(parallelism, completions - succeeded) - active):
-                pod = self._create_pod(job, f"{name}-{random_suffix()}")
-                self.kubelet.event(
-                    job,
-                    "SuccessfulCreate",
-                    f"Created pod: {pod['metadata']['name']}",
-                    "Normal",
-                    component="job-controller",
-                )
-            return  # the new pods' own events bring the Job back here
-        status.update(
-            {
-                "active": 0,
-                "succeeded": succeeded,
-                "failed": failed,
-                "ready": 0,
-                "terminating": 0,
-                "startTime": status.get("startTime") or job["metadata"]["creationTimestamp"],
-                "conditions": conditions,
-                "uncountedTerminatedPods": {},
-            }
-        )
-        job["status"] = {k: v for k, v in status.items() if v != 0 or k in ("ready", "terminating")}
-        self.api.update_status(job_type, job)
-
-    # --- services ----------------------------------------------------------------
-
-    def _services(self, ns: str) -> None:
-        for service in self.api.store.list(self._types["Service"], ns):
-            self._service(ns, service["metadata"]["name"])
-
-    def _service(self, ns: str, name: str) -> None:
-        service = self.api.store.find(self._types["Service"], name, ns)
-        if service is None or not service["spec"].get("selector"):
-            return
-        match = label_selector_matcher({"matchLabels": service["spec"]["selector"]})
-        pods = [
-            p
-            for p in self.api.store.list(self._types["Pod"], ns)
-            if match(p["metadata"].get("labels") or {})
-            and (p.get("status") or {}).get("podIP")
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-        ]
-        ports = service["spec"].get("ports") or []
-
-        def target(port: Obj, pod: Obj | None) -> int:
-            wanted = port.get("targetPort", port.get("port"))
-            if isinstance(wanted, int):
-                return wanted
-            for container in (pod or {}).get("spec", {}).get("containers", []):
-                for cp in container.get("ports") or []:
-                    if cp.get("name") == wanted:
-                        return int(cp["containerPort"])
-            return int(port.get("port", 0))
-
-        def ref(pod: Obj) -> Obj:
-            return {
-                "kind": "Pod",
-                "name": pod["metadata"]["name"],
-                "namespace": ns,
-                "uid": pod["metadata"]["uid"],
-            }
-
-        sample = pods[0] if pods else None
-        port_list = [
-            {
-                k: v
-                for k, v in {
-                    "name": p.get("name"),
-                    "port": target(p, sample),
-                    "protocol": p.get("protocol", "TCP"),
-                }.items()
-                if v is not None
-            }
-            for p in ports
-        ]
-        ready = [
-            {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
-            for p in pods
-            if is_ready(p)
-        ]
-        not_ready = [
-            {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
-            for p in pods
-            if not is_ready(p)
-        ]
-        subset: Obj = {"ports": port_list}
-        if ready:
-            subset["addresses"] = ready
-        if not_ready:
-            subset["notReadyAddresses"] = not_ready
-        endpoints: Obj = {
-            "metadata": {
-                "name": name,
-                "labels": clone(service["metadata"].get("labels") or {}),
-            }
-        }
-        if pods:
-            endpoints["subsets"] = [subset]
-        self._put(self._types["Endpoints"], ns, name, endpoints)
-        slice_name = f"{name}-{_template_hash({'uid': service['metadata']['uid']})[:5]}"
-        endpoint_slice: Obj = {
-            "metadata": {
-                "name": slice_name,
-                "labels": {
-                    "kubernetes.io/service-name": name,
-                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
-                },
-                "ownerReferences": [_owner_ref(service)],
-            },
-            "addressType": "IPv4",
-            "endpoints": [
-                {
-                    "addresses": [p["status"]["podIP"]],
-                    "conditions": {
-                        "ready": is_ready(p),
-                        "serving": is_ready(p),
-                        "terminating": False,
-                    },
-                    "nodeName": p["spec"].get("nodeName"),
-                    "targetRef": ref(p),
-                }
-                for p in pods
-            ],
-            "ports": port_list,
-        }
-        self._put(self._types["EndpointSlice"], ns, slice_name, endpoint_slice)
-
-    def _put(self, resource: ResourceType, ns: str, name: str, body: Obj) -> None:
-        """Create or replace a controller-owned object; a no-op when nothing changed."""
-        existing = self.api.store.find(resource, name, ns)
-        if existing is None:
-            self.api.create(resource, body, ns)
-        else:
-            body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
-            self.api.replace(resource, name, body, ns)

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import FakeKubeError
+from .events import condition, record_event
 from .hooks import PodLogs
-from .objects import clone, now, random_suffix
+from .objects import clone, now
 from .selectors import label_selector_matcher
 
 if TYPE_CHECKING:
@@ -75,13 +76,9 @@ class PodRule:
         )
 
 
-def _condition(kind: str, status: bool, reason: str = "", message: str = "") -> Obj:
-    cond: Obj = {"type": kind, "status": "True" if status else "False", "lastTransitionTime": now()}
-    if reason:
-        cond["reason"] = reason
-    if message:
-        cond["message"] = message
-    return cond
+def _pod_id(meta: Obj) -> str:
+    """How the kubelet names a pod in messages: name_namespace(uid)."""
+    return f"{meta['name']}_{meta.get('namespace')}({meta['uid']})"
 
 
 def _qos(spec: Obj) -> str:
@@ -139,48 +136,6 @@ class Kubelet:
 
     # --- nodes -------------------------------------------------------------------
 
-    def add_node(self, name: str, cpu: str = "4", memory: str = "16Gi") -> Obj:
-        count = len(self.api.store.list("nodes")) + 1
-        node = {
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "kubernetes.io/hostname": name,
-                    "kubernetes.io/os": "linux",
-                    "kubernetes.io/arch": "amd64",
-                    "agentpool": "nodepool1",
-                    "node.kubernetes.io/instance-type": "Standard_D4s_v5",
-                },
-            },
-            "spec": {"podCIDR": f"10.244.{count - 1}.0/24"},
-        }
-        created = self.api.create(self.api.registry.resolve("nodes"), node)
-        resources = {"cpu": cpu, "memory": memory, "pods": "110"}
-        created["status"] = {
-            "capacity": resources,
-            "allocatable": resources,
-            "conditions": [
-                _condition("Ready", True, "KubeletReady", "kubelet is posting ready status")
-            ],
-            "addresses": [
-                {"type": "InternalIP", "address": f"10.224.0.{count + 3}"},
-                {"type": "Hostname", "address": name},
-            ],
-            "nodeInfo": {
-                "architecture": "amd64",
-                "bootID": created["metadata"]["uid"],
-                "containerRuntimeVersion": "containerd://1.7.20",
-                "kernelVersion": "5.15.0-1070-azure",
-                "kubeProxyVersion": "",
-                "kubeletVersion": f"v{self.api.schemas.version}.0",
-                "machineID": created["metadata"]["uid"].replace("-", ""),
-                "operatingSystem": "linux",
-                "osImage": "Ubuntu 22.04.4 LTS",
-                "systemUUID": created["metadata"]["uid"],
-            },
-        }
-        return self.api.update_status(self.api.registry.resolve("nodes"), created)
-
     def _pick_node(self) -> str | None:
         nodes = [
             n["metadata"]["name"]
@@ -197,47 +152,6 @@ class Kubelet:
         return str(min(nodes, key=lambda n: (counts[n], n)))
 
     # --- events ------------------------------------------------------------------
-
-    def event(
-        self,
-        obj: Obj,
-        reason: str,
-        message: str,
-        kind: str = "Warning",
-        component: str = "kubelet",
-        field_path: str = "",
-    ) -> None:
-        """Record an Event about ``obj`` as the named component would."""
-        meta = obj["metadata"]
-        involved: Obj = {
-            "kind": obj["kind"],
-            "namespace": meta.get("namespace", "default"),
-            "name": meta["name"],
-            "uid": meta["uid"],
-            "apiVersion": obj["apiVersion"],
-            "resourceVersion": meta.get("resourceVersion", ""),
-        }
-        if field_path:
-            involved["fieldPath"] = field_path
-        host = (obj.get("spec") or {}).get("nodeName", "")
-        stamp = now()
-        event: Obj = {
-            "metadata": {
-                "name": f"{meta['name']}.{random_suffix(16)}",
-                "namespace": involved["namespace"],
-            },
-            "involvedObject": involved,
-            "reason": reason,
-            "message": message,
-            "type": kind,
-            "source": {"component": component, **({"host": host} if host else {})},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": component,
-            "reportingInstance": host or component,
-        }
-        self.api.create(self._events, event)
 
     # --- running pods ------------------------------------------------------------
 
@@ -315,16 +229,16 @@ class Kubelet:
         self, pod: Obj, ready: bool, initialized: bool = True, reason: str = "", message: str = ""
     ) -> list[Obj]:
         return [
-            _condition("PodReadyToStartContainers", True),
-            _condition(
+            condition("PodReadyToStartContainers", True),
+            condition(
                 "Initialized",
                 initialized,
                 "" if initialized else "ContainersNotInitialized",
                 "" if initialized else message,
             ),
-            _condition("Ready", ready, "" if ready else reason, "" if ready else message),
-            _condition("ContainersReady", ready, "" if ready else reason, "" if ready else message),
-            _condition("PodScheduled", True),
+            condition("Ready", ready, "" if ready else reason, "" if ready else message),
+            condition("ContainersReady", ready, "" if ready else reason, "" if ready else message),
+            condition("PodScheduled", True),
         ]
 
     def _init_done(self, pod: Obj) -> None:
@@ -371,8 +285,8 @@ class Kubelet:
         ):
             image = container.get("image", "")
             detail = behaviour.message or (
-                f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
-                f"{image}: not found"
+                f'failed to pull and unpack image "{image}": failed to resolve reference '
+                f'"{image}": {image}: not found'
             )
             message = (
                 f'Back-off pulling image "{image}": ErrImagePull: {detail}'
@@ -381,12 +295,25 @@ class Kubelet:
             )
             status["state"] = {"waiting": {"reason": reason, "message": message}}
             where = f"spec.containers{{{container['name']}}}"
-            self.event(pod, "Pulling", f'Pulling image "{image}"', "Normal", field_path=where)
-            self.event(pod, "Failed", f'Failed to pull image "{image}": {detail}', field_path=where)
-            self.event(pod, "Failed", f"Error: {reason}", field_path=where)
+            record_event(
+                self.api, pod, "Pulling", f'Pulling image "{image}"', "Normal", field_path=where
+            )
+            record_event(
+                self.api,
+                pod,
+                "Failed",
+                f'Failed to pull image "{image}": {detail}',
+                field_path=where,
+            )
+            record_event(self.api, pod, "Failed", f"Error: {reason}", field_path=where)
             if reason == "ImagePullBackOff":
-                self.event(
-                    pod, "BackOff", f'Back-off pulling image "{image}"', "Normal", field_path=where
+                record_event(
+                    self.api,
+                    pod,
+                    "BackOff",
+                    f'Back-off pulling image "{image}"',
+                    "Normal",
+                    field_path=where,
                 )
 
     def _err_image_pull(self, pod: Obj, behaviour: PodBehaviour) -> None:
@@ -406,7 +333,9 @@ class Kubelet:
             waiting = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
-                    "message": f"back-off 40s restarting failed container={name} pod={meta['name']}_{meta.get('namespace')}({meta['uid']})",
+                    "message": (
+                        f"back-off 40s restarting failed container={name} pod={_pod_id(meta)}"
+                    ),
                 }
             }
             last = {
@@ -427,10 +356,11 @@ class Kubelet:
                     lastState=last,
                 )
             )
-            self.event(
+            record_event(
+                self.api,
                 pod,
                 "BackOff",
-                f"Back-off restarting failed container {name} in pod {meta['name']}_{meta.get('namespace')}({meta['uid']})",
+                f"Back-off restarting failed container {name} in pod {_pod_id(meta)}",
                 field_path=f"spec.containers{{{name}}}",
             )
         pod["status"]["containerStatuses"] = statuses
@@ -438,12 +368,12 @@ class Kubelet:
     def _unschedulable(self, pod: Obj, behaviour: PodBehaviour) -> None:
         count = max(len(self.api.store.list("nodes")), 1)
         message = behaviour.message or (
-            f"0/{count} nodes are available: {count} Insufficient cpu. preemption: 0/{count} nodes are "
-            f"available: {count} No preemption victims found for incoming pod."
+            f"0/{count} nodes are available: {count} Insufficient cpu. preemption: 0/{count} "
+            f"nodes are available: {count} No preemption victims found for incoming pod."
         )
-        pod["status"]["conditions"] = [_condition("PodScheduled", False, "Unschedulable", message)]
+        pod["status"]["conditions"] = [condition("PodScheduled", False, "Unschedulable", message)]
         self.api.update_status(self._pods, pod)
-        self.event(pod, "FailedScheduling", message, component="default-scheduler")
+        record_event(self.api, pod, "FailedScheduling", message, component="default-scheduler")
 
     def _init_failure(self, pod: Obj, behaviour: PodBehaviour) -> None:
         inits = pod["spec"].get("initContainers") or []
@@ -467,7 +397,8 @@ class Kubelet:
         waiting = {
             "waiting": {
                 "reason": "CrashLoopBackOff",
-                "message": f"back-off 40s restarting failed container={inits[0]['name']} pod={meta['name']}",
+                "message": f"back-off 40s restarting failed container={inits[0]['name']} "
+                f"pod={_pod_id(meta)}",
             }
         }
         pod["status"]["initContainerStatuses"] = self._containers(
@@ -476,10 +407,11 @@ class Kubelet:
         pod["status"]["containerStatuses"] = self._containers(
             pod, {"waiting": {"reason": "PodInitializing"}}, False
         )
-        self.event(
+        record_event(
+            self.api,
             pod,
             "BackOff",
-            f"Back-off restarting failed container {inits[0]['name']} in pod {meta['name']}_{meta.get('namespace')}({meta['uid']})",
+            f"Back-off restarting failed container {inits[0]['name']} in pod {_pod_id(meta)}",
             field_path=f"spec.initContainers{{{inits[0]['name']}}}",
         )
 

@@ -78,10 +78,9 @@ class Schemas:
         """Every schema violation of ``obj``, as ``Status`` causes (field, reason, message)."""
         validator = self.validator(obj["apiVersion"], obj["kind"])
         causes: list[dict[str, str]] = []
-        for error in validator.iter_errors(obj):
-            if error.context:
-                error = jsonschema.exceptions.best_match(error.context) or error
-            causes.extend(_causes(error))
+        for found in validator.iter_errors(obj):
+            best = jsonschema.exceptions.best_match(found.context) if found.context else None
+            causes.extend(_causes(best or found))
         return causes
 
     # --- navigation for merge strategies ---------------------------------------------

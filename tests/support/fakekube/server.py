@@ -394,7 +394,8 @@ class Handler(BaseHTTPRequestHandler):
         if container is None:
             if len(names) != 1:
                 raise BadRequest(
-                    f"a container name must be specified for pod {route.name}, choose one of: [{' '.join(names)}]"
+                    f"a container name must be specified for pod {route.name}, "
+                    f"choose one of: [{' '.join(names)}]"
                 )
             container = names[0]
         if container not in names + init_names:
@@ -411,7 +412,8 @@ class Handler(BaseHTTPRequestHandler):
                 and not text
             ):
                 raise BadRequest(
-                    f'container "{container}" in pod "{route.name}" is waiting to start: {waiting["reason"]}'
+                    f'container "{container}" in pod "{route.name}" is waiting to start: '
+                    f"{waiting['reason']}"
                 )
         lines = (text or "").splitlines(keepends=True)
         tail = query.get("tailLines")

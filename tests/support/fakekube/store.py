@@ -83,7 +83,8 @@ class Store:
         found = self.find(resource, name, namespace)
         if found is None:
             raise NotFound(
-                f'{resource.plural}{"." + resource.group if resource.group else ""} "{name}" not found',
+                f"{resource.plural}{'.' + resource.group if resource.group else ''} "
+                f'"{name}" not found',
                 kind=resource.plural,
                 name=name,
                 group=resource.group,
