@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import h11
+import trustme
+
+from aksflight.lab.certs import Authority, issue_leaf
 
 LOG = logging.getLogger("aksflight.lab.endpoints")
 IDLE_TIMEOUT_S = 30.0
@@ -34,19 +37,37 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    """One bound socket: a host name's address and port, and what it speaks there."""
+    """One bound socket: a host name's address and port, what it speaks, who signs its cert."""
 
     host: str
     address: str
     port: int
     mode: str
-    cert: str | None = None
+    ca: str = "lab"
+    names: tuple[str, ...] = ()
 
 
-def load_listeners(path: Path) -> list[Listener]:
-    """Read the listener list the lab wrote for this process."""
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What the lab wrote for this process: listeners, the two CAs, where leaves go."""
+
+    listeners: list[Listener]
+    authorities: dict[str, Authority]
+    certs_dir: Path
+
+
+def load_config(path: Path) -> WorkerConfig:
+    """Read the config the lab wrote for this worker."""
     document = json.loads(path.read_text(encoding="utf-8"))
-    return [Listener(**entry) for entry in document["listeners"]]
+    listeners = [
+        Listener(**{**entry, "names": tuple(entry.get("names", ()))})
+        for entry in document["listeners"]
+    ]
+    authorities = {
+        role: Authority(Path(paths["cert"]), Path(paths["key"]))
+        for role, paths in document["authorities"].items()
+    }
+    return WorkerConfig(listeners, authorities, Path(document["certs_dir"]))
 
 
 def _response_body(host: str, target: bytes) -> bytes:
@@ -120,16 +141,35 @@ def _handler(listener: Listener) -> Handler:
     return handle
 
 
-def _tls_context(cert_path: str, cache: dict[str, ssl.SSLContext]) -> ssl.SSLContext:
-    if cert_path not in cache:
-        # A bare server context: create_default_context would also load the system CA store,
-        # once per host, which dominates start-up for a thousand hosts.
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_path)
-        context.set_alpn_protocols(["http/1.1"])
-        cache[cert_path] = context
-    return cache[cert_path]
+class TlsContexts:
+    """One server context per host, with a certificate this worker issues for it.
+
+    Endpoints present their own host's certificate whatever SNI the client sends, so a
+    client that reached the wrong address sees a hostname mismatch, as it would for real.
+    """
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self._config = config
+        self._cas: dict[str, trustme.CA] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
+
+    def for_listener(self, listener: Listener) -> ssl.SSLContext:
+        if listener.host not in self._contexts:
+            if listener.ca not in self._cas:
+                self._cas[listener.ca] = self._config.authorities[listener.ca].load()
+            pem = issue_leaf(
+                self._cas[listener.ca],
+                list(listener.names or (listener.host,)),
+                self._config.certs_dir / f"{listener.host}.pem",
+            )
+            # A bare server context: create_default_context would also load the system CA
+            # store, once per host, which would dominate start-up for a thousand hosts.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(pem)
+            context.set_alpn_protocols(["http/1.1"])
+            self._contexts[listener.host] = context
+        return self._contexts[listener.host]
 
 
 def _raise_file_limit(listeners: int) -> None:
@@ -156,21 +196,17 @@ def _signal_ready() -> None:
     os.close(devnull)
 
 
-async def serve(listeners: list[Listener]) -> None:
+async def serve(config: WorkerConfig) -> None:
     """Bind every listener, report ready, and serve until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_exception_handler)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    contexts: dict[str, ssl.SSLContext] = {}
+    contexts = TlsContexts(config)
     servers: list[asyncio.Server] = []
-    for listener in listeners:
-        context: ssl.SSLContext | None = None
-        if listener.mode == "https":
-            if listener.cert is None:
-                raise ValueError(f"{listener.host}:{listener.port} is HTTPS but has no certificate")
-            context = _tls_context(listener.cert, contexts)
+    for listener in config.listeners:
+        context = contexts.for_listener(listener) if listener.mode == "https" else None
         server = await asyncio.start_server(
             _handler(listener),
             host=listener.address,
@@ -195,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m aksflight.lab.endpoints CONFIG.json", file=sys.stderr)
         return 2
     try:
-        listeners = load_listeners(Path(args[0]))
-        _raise_file_limit(len(listeners))
-        asyncio.run(serve(listeners))
+        config = load_config(Path(args[0]))
+        _raise_file_limit(len(config.listeners))
+        asyncio.run(serve(config))
     except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
         print(f"endpoint server: {exc}", file=sys.stderr)
         return 1

@@ -23,9 +23,10 @@ from typing import Any
 
 import aksflight
 from aksflight.lab import render, system
-from aksflight.lab.certs import issue_certificates
+from aksflight.lab.certs import Authorities, create_authorities
 from aksflight.lab.errors import LabCommandError, LabError, LabSpecError, LabStateError
 from aksflight.lab.spec import (
+    AddressPlan,
     LabSpec,
     check_lab_name,
     plan_addresses,
@@ -49,9 +50,11 @@ _STATE_FILES = (
     "dns-drop.nft",
     "allowlist.nft",
     "firewall-apply.nft",
-    "endpoints.json",
-    "endpoints.log",
+    "ca-key.pem",
+    "other-ca-key.pem",
 )
+#: Per-worker files of the endpoint server (`endpoints-0.json`, `endpoints-0.log`, ...).
+_WORKER_FILE_PATTERNS = ("endpoints-*.json", "endpoints-*.log")
 
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 """Servers this process started, kept so they are reaped (not left as zombies) on `down`."""
@@ -145,97 +148,53 @@ def up(spec: LabSpec, state_dir: str | os.PathLike[str] | None = None) -> LabSta
 def _build(spec: LabSpec, directory: Path, tools: system.Tools) -> LabState:
     plan = plan_addresses(spec)
     ns: dict[str, str] = {role: render.namespace(spec.name, role) for role in render.ROLES}
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        certs = issue_certificates(spec, directory)
-        files = {
-            "dnsmasq.conf": render.dnsmasq_config(spec, plan),
-            "fw.nft": render.firewall_ruleset(spec, plan),
-            "dns-drop.nft": render.dns_drop_ruleset(),
-            "endpoints.json": json.dumps(
-                {
-                    "listeners": render.endpoint_listeners(
-                        spec, plan, {name: str(path) for name, path in certs.host_pems.items()}
-                    )
-                }
-            ),
-        }
-        for filename, text in files.items():
-            (directory / filename).write_text(text, encoding="utf-8")
-        for role in ("node", "fw"):
-            system.write_netns_resolv_conf(ns[role], render.resolv_conf(plan))
-    except OSError as exc:
-        raise LabError(f"cannot write lab files under {directory}: {exc}") from exc
-
+    workers = render.endpoint_worker_count(len(spec.hosts), os.cpu_count() or 1)
+    authorities = _write_files(spec, plan, directory, ns, workers)
     system.run([tools.ip, "-batch", "-"], "creating namespaces", stdin=render.root_batch(spec))
-    batches = render.namespace_batches(spec, plan)
     system.run_parallel(
         [
             system.Step([tools.ip, "-n", ns[role], "-batch", "-"], f"configuring {ns[role]}", text)
-            for role, text in batches.items()
+            for role, text in render.namespace_batches(spec, plan).items()
         ]
     )
+    dnsmasq_argv = render.dnsmasq_argv(
+        tools.dnsmasq,
+        str(directory / "dnsmasq.conf"),
+        str(directory / "dnsmasq.pid"),
+        str(directory / "dnsmasq.log"),
+        plan.nameserver,
+    )
     dnsmasq = _start(
-        [
-            tools.ip,
-            "netns",
-            "exec",
-            ns["dns"],
-            *render.dnsmasq_argv(
-                tools.dnsmasq,
-                str(directory / "dnsmasq.conf"),
-                str(directory / "dnsmasq.pid"),
-                str(directory / "dnsmasq.log"),
-                plan.nameserver,
-            ),
-        ],
+        [tools.ip, "netns", "exec", ns["dns"], *dnsmasq_argv],
         directory / "dnsmasq.log",
         capture_ready=False,
     )
-    endpoints = _start(
-        [
-            tools.ip,
-            "netns",
-            "exec",
-            ns["svc"],
-            sys.executable,
-            "-m",
-            ENDPOINT_MODULE,
-            str(directory / "endpoints.json"),
-        ],
-        directory / "endpoints.log",
-        capture_ready=True,
-    )
+    in_svc = [tools.ip, "netns", "exec", ns["svc"], sys.executable, "-m", ENDPOINT_MODULE]
+    endpoints = {
+        f"endpoints-{index}": _start(
+            [*in_svc, str(directory / f"endpoints-{index}.json")],
+            directory / f"endpoints-{index}.log",
+            capture_ready=True,
+        )
+        for index in range(workers)
+    }
+    in_fw = [tools.ip, "netns", "exec", ns["fw"]]
     firewall_steps = [
-        system.Step(
-            [tools.ip, "netns", "exec", ns["fw"], "sysctl", "-qw", "net.ipv4.ip_forward=1"],
-            "enabling forwarding",
-        ),
-        system.Step(
-            [tools.ip, "netns", "exec", ns["fw"], tools.nft, "-f", str(directory / "fw.nft")],
-            "loading the firewall",
-        ),
+        system.Step([*in_fw, "sysctl", "-qw", "net.ipv4.ip_forward=1"], "enabling forwarding"),
+        system.Step([*in_fw, tools.nft, "-f", str(directory / "fw.nft")], "loading the firewall"),
     ]
     if spec.dns == "drop":
+        drop_rule = [tools.nft, "-f", str(directory / "dns-drop.nft")]
         firewall_steps.append(
             system.Step(
-                [
-                    tools.ip,
-                    "netns",
-                    "exec",
-                    ns["dns"],
-                    tools.nft,
-                    "-f",
-                    str(directory / "dns-drop.nft"),
-                ],
-                "loading the DNS drop rule",
+                [tools.ip, "netns", "exec", ns["dns"], *drop_rule], "loading the DNS drop rule"
             )
         )
     system.run_parallel(firewall_steps)
-    deadline = time.monotonic() + 5.0 + len(spec.hosts) / 100
+    deadline = time.monotonic() + 5.0 + len(spec.hosts) / 50
     _wait_for_pidfile(dnsmasq, directory / "dnsmasq.pid", directory / "dnsmasq.log", deadline)
-    _wait_for_ready_line(endpoints, directory / "endpoints.log", deadline)
-    dns_names = {host.name: privatelink_name(host.name) for host in spec.hosts if host.privatelink}
+    for role, process in endpoints.items():
+        _wait_for_ready_line(process, directory / f"{role}.log", deadline)
     return LabState(
         name=spec.name,
         state_dir=str(directory),
@@ -243,13 +202,44 @@ def _build(spec: LabSpec, directory: Path, tools: system.Tools) -> LabState:
         node_address=plan.node,
         node_gateway=plan.node_gateway,
         nameserver=plan.nameserver,
-        ca_bundle=str(certs.ca_bundle),
-        other_ca_bundle=str(certs.other_ca),
+        ca_bundle=str(authorities.lab.cert),
+        other_ca_bundle=str(authorities.other.cert),
         hosts=dict(plan.hosts),
-        pids={"dnsmasq": dnsmasq.pid, "endpoints": endpoints.pid},
+        pids={"dnsmasq": dnsmasq.pid, **{role: p.pid for role, p in endpoints.items()}},
         spec=spec_to_dict(spec),
-        dns_names=dns_names,
+        dns_names={h.name: privatelink_name(h.name) for h in spec.hosts if h.privatelink},
     )
+
+
+def _write_files(
+    spec: LabSpec, plan: AddressPlan, directory: Path, ns: dict[str, str], workers: int
+) -> Authorities:
+    """Everything the servers read, rendered before any namespace exists."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "certs").mkdir(exist_ok=True)
+        authorities = create_authorities(directory)
+        authority_paths = {
+            role: {"cert": str(authority.cert), "key": str(authority.key)}
+            for role, authority in (("lab", authorities.lab), ("other", authorities.other))
+        }
+        files = {
+            "dnsmasq.conf": render.dnsmasq_config(spec, plan),
+            "fw.nft": render.firewall_ruleset(spec, plan),
+            "dns-drop.nft": render.dns_drop_ruleset(),
+        }
+        configs = render.endpoint_configs(
+            spec, plan, authority_paths, str(directory / "certs"), workers
+        )
+        for index, config in enumerate(configs):
+            files[f"endpoints-{index}.json"] = json.dumps(config)
+        for filename, text in files.items():
+            (directory / filename).write_text(text, encoding="utf-8")
+        for role in ("node", "fw"):
+            system.write_netns_resolv_conf(ns[role], render.resolv_conf(plan))
+    except OSError as exc:
+        raise LabError(f"cannot write lab files under {directory}: {exc}") from exc
+    return authorities
 
 
 def _start(argv: Sequence[str], log_path: Path, *, capture_ready: bool) -> subprocess.Popen[bytes]:
@@ -373,6 +363,9 @@ def _remove_state_files(directory: Path) -> None:
     try:
         for filename in _STATE_FILES:
             (directory / filename).unlink(missing_ok=True)
+        for pattern in _WORKER_FILE_PATTERNS:
+            for path in directory.glob(pattern):
+                path.unlink()
         (directory / STATE_FILE).with_suffix(".tmp").unlink(missing_ok=True)
         certs = directory / "certs"
         if certs.is_dir():

@@ -232,23 +232,47 @@ def port_mode(port: int) -> Literal["https", "http", "tcp"]:
     return "tcp"
 
 
-def endpoint_listeners(
-    spec: LabSpec, plan: AddressPlan, cert_paths: dict[str, str]
-) -> list[dict[str, str | int]]:
-    """The endpoint server's listeners: every host address on every one of its ports."""
-    listeners: list[dict[str, str | int]] = []
-    for host in spec.hosts:
-        for port in host.ports:
-            listener: dict[str, str | int] = {
-                "host": host.name,
-                "address": plan.hosts[host.name],
-                "port": port,
-                "mode": port_mode(port),
-            }
-            if listener["mode"] == "https":
-                listener["cert"] = cert_paths[host.name]
-            listeners.append(listener)
-    return listeners
+#: Above this many hosts the endpoints are split over several worker processes, which issue
+#: their hosts' certificates and build their TLS contexts in parallel (about 1 ms per host).
+HOSTS_PER_WORKER = 150
+MAX_WORKERS = 4
+
+
+def endpoint_worker_count(hosts: int, cpus: int) -> int:
+    """One worker per `HOSTS_PER_WORKER` hosts, at most one per CPU and `MAX_WORKERS`."""
+    return max(1, min(MAX_WORKERS, cpus, -(-hosts // HOSTS_PER_WORKER)))
+
+
+def endpoint_configs(
+    spec: LabSpec,
+    plan: AddressPlan,
+    authorities: dict[str, dict[str, str]],
+    certs_dir: str,
+    workers: int,
+) -> list[dict[str, object]]:
+    """One config per endpoint worker; a host's listeners all go to the same worker.
+
+    `authorities` maps `lab`/`other` to `{"cert": path, "key": path}`; workers write each
+    host's key and certificate chain to `<certs_dir>/<host>.pem`.
+    """
+    configs: list[dict[str, object]] = []
+    for index in range(workers):
+        listeners: list[dict[str, object]] = []
+        for host in spec.hosts[index::workers]:
+            names = [host.name, privatelink_name(host.name)] if host.privatelink else [host.name]
+            listeners.extend(
+                {
+                    "host": host.name,
+                    "address": plan.hosts[host.name],
+                    "port": port,
+                    "mode": port_mode(port),
+                    "ca": host.ca,
+                    "names": names,
+                }
+                for port in host.ports
+            )
+        configs.append({"authorities": authorities, "certs_dir": certs_dir, "listeners": listeners})
+    return configs
 
 
 def resolv_conf(plan: AddressPlan) -> str:

@@ -105,3 +105,14 @@ def test_allowlist_nft_rejects_keeps_previous_rules(deny_lab: LabState) -> None:
 def test_empty_allowlist_is_bad_input(deny_lab: LabState) -> None:
     with pytest.raises(LabSpecError, match="empty"):
         apply_firewall(deny_lab, "  \n")
+
+
+def test_allowlist_may_name_hosts_resolved_through_the_lab_dns(deny_lab: LabState) -> None:
+    ruleset = (
+        f"table inet {FIREWALL_TABLE} {{\n\tchain {ALLOWLIST_CHAIN} {{\n"
+        f"\t\tip daddr {{ {OTHER} }} tcp dport 443 accept\n\t}}\n}}\n"
+    )
+    apply_firewall(deny_lab, ruleset)
+    assert deny_lab.hosts[OTHER] in firewall_listing(deny_lab)
+    assert connect(deny_lab, OTHER, cafile=deny_lab.ca_bundle)["status"] == "connected"
+    assert connect(deny_lab, ALLOWED, timeout=0.3)["status"] == "timeout"

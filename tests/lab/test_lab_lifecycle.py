@@ -85,7 +85,7 @@ def test_down_after_a_crash_cleans_up(fresh) -> None:
         kill_and_wait(pid)
     lab_status = status(name, state_dir)
     assert not lab_status.running
-    assert lab_status.processes == {"dnsmasq": False, "endpoints": False}
+    assert lab_status.processes == {"dnsmasq": False, "endpoints-0": False}
     assert lab_status.missing_namespaces == []
 
     teardown = down(name, state_dir)
@@ -106,7 +106,7 @@ def test_down_without_state_file_still_removes_namespaces(fresh) -> None:
 def test_up_over_a_half_dead_lab_rebuilds_it(fresh) -> None:
     name, state_dir = fresh
     first = up(spec_from_hosts(HOSTS, name=name), state_dir)
-    kill_and_wait(first.pids["endpoints"])
+    kill_and_wait(first.pids["endpoints-0"])
     second = up(spec_from_hosts(HOSTS, name=name), state_dir)
     assert status(name, state_dir).running
     assert not is_alive(first.pids["dnsmasq"])

@@ -129,7 +129,7 @@ def test_status_reports_the_lab_running(lab: LabState) -> None:
     lab_status = status(lab.name, lab.state_dir)
     assert lab_status.running
     assert lab_status.missing_namespaces == []
-    assert lab_status.processes == {"dnsmasq": True, "endpoints": True}
+    assert lab_status.processes == {"dnsmasq": True, "endpoints-0": True}
 
 
 def test_lab_is_not_linked_to_the_root_namespace(lab: LabState) -> None:

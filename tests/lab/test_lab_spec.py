@@ -11,7 +11,8 @@ from aksflight.lab import LabHost, LabSpec, LabSpecError, spec_from_hosts
 from aksflight.lab.render import (
     Interfaces,
     dnsmasq_config,
-    endpoint_listeners,
+    endpoint_configs,
+    endpoint_worker_count,
     firewall_ruleset,
     namespace_batches,
     port_mode,
@@ -177,9 +178,19 @@ def test_namespace_batches_put_host_addresses_on_the_service_side() -> None:
 
 def test_ports_choose_https_http_or_plain_tcp() -> None:
     assert [port_mode(p) for p in (443, 8443, 80, 5432)] == ["https", "https", "http", "tcp"]
-    spec = spec_from_hosts([("db.example.com", (5432, 443))])
-    listeners = endpoint_listeners(spec, plan_addresses(spec), {"db.example.com": "db.pem"})
-    assert [(item["port"], item["mode"], item.get("cert")) for item in listeners] == [
-        (5432, "tcp", None),
-        (443, "https", "db.pem"),
+    spec = spec_from_hosts([("db.example.com", (5432, 443))], privatelink=["db.example.com"])
+    [config] = endpoint_configs(spec, plan_addresses(spec), {}, "certs", workers=1)
+    assert [(item["port"], item["mode"], item["names"]) for item in config["listeners"]] == [
+        (5432, "tcp", ["db.example.com", "db.privatelink.example.com"]),
+        (443, "https", ["db.example.com", "db.privatelink.example.com"]),
     ]
+
+
+def test_large_labs_split_hosts_over_workers() -> None:
+    assert [endpoint_worker_count(n, cpus=2) for n in (1, 150, 151, 1000)] == [1, 1, 2, 2]
+    assert endpoint_worker_count(1000, cpus=16) == 4
+    names = [f"h{i}.example.com" for i in range(5)]
+    spec = spec_from_hosts([(n, (443, 80)) for n in names])
+    configs = endpoint_configs(spec, plan_addresses(spec), {}, "certs", workers=2)
+    served = [[item["host"].split(".")[0] for item in c["listeners"]] for c in configs]
+    assert served == [["h0", "h0", "h2", "h2", "h4", "h4"], ["h1", "h1", "h3", "h3"]]
