@@ -249,3 +249,23 @@ def test_kubeconfig_file_works_with_the_client_loader(fakekube, tmp_path):
     path = fakekube.write_kubeconfig(tmp_path / "kubeconfig")
     api = config.new_client_from_config(config_file=str(path))
     assert [n.metadata.name for n in client.CoreV1Api(api).list_node().items] == ["node-1"]
+
+
+def test_generate_name_and_dry_run(fakekube, core):
+    made = core.create_namespaced_config_map("default", {"metadata": {"generateName": "run-"}})
+    assert made.metadata.name.startswith("run-") and len(made.metadata.name) == 9
+    before = fakekube.store.resource_version
+    core.create_namespaced_config_map("default", {"metadata": {"name": "dry"}}, dry_run="All")
+    assert fakekube.store.find("ConfigMap", "dry", "default") is None
+    assert fakekube.store.resource_version == before
+
+
+def test_dynamic_client_discovers_and_applies(fakekube):
+    from kubernetes import dynamic
+
+    resources = dynamic.DynamicClient(fakekube.api_client()).resources
+    deployments = resources.get(api_version="apps/v1", kind="Deployment")
+    deployments.server_side_apply(
+        body=deployment(replicas=3), name="web", namespace="default", field_manager="deployer"
+    )
+    assert fakekube.store.get("Deployment", "web", "default")["spec"]["replicas"] == 3

@@ -478,6 +478,9 @@ class Handler(BaseHTTPRequestHandler):
                             + b"\n"
                         )
             self._chunk(b"")
+        except Gone as gone:  # the history moved past this watch while it waited
+            self._chunk(json.dumps({"type": "ERROR", "object": gone.to_status()}).encode() + b"\n")
+            self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
 
