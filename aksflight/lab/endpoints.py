@@ -86,6 +86,24 @@ async def _serve_http(
 ) -> None:
     """HTTP/1.1 with keep-alive: answer 200 to every request until the client closes."""
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+    try:
+        await _answer_requests(reader, writer, connection, host)
+    except h11.RemoteProtocolError as exc:
+        # h11 still lets the server send an error response after a client's protocol error.
+        if connection.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            status = exc.error_status_hint
+            headers = [("content-length", "0"), ("connection", "close")]
+            await _send(writer, connection, h11.Response(status_code=status, headers=headers))
+            await _send(writer, connection, h11.EndOfMessage())
+        raise
+
+
+async def _answer_requests(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    connection: h11.Connection,
+    host: str,
+) -> None:
     request: h11.Request | None = None
     while True:
         event = connection.next_event()
