@@ -269,3 +269,21 @@ def test_dynamic_client_discovers_and_applies(fakekube):
         body=deployment(replicas=3), name="web", namespace="default", field_manager="deployer"
     )
     assert fakekube.store.get("Deployment", "web", "default")["spec"]["replicas"] == 3
+
+
+def test_pod_spec_is_immutable_except_images(fakekube, core):
+    core.create_namespaced_pod(
+        "default",
+        {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}},
+    )
+    core.patch_namespaced_pod(
+        "p", "default", {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}
+    )
+    assert (
+        fakekube.store.get("Pod", "p", "default")["spec"]["containers"][0]["image"] == "busybox:2"
+    )
+    with pytest.raises(ApiException) as info:
+        core.patch_namespaced_pod(
+            "p", "default", {"spec": {"containers": [{"name": "c", "args": ["x"]}]}}
+        )
+    assert info.value.status == 422 and "pod updates may not change" in info.value.body

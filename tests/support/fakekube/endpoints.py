@@ -32,9 +32,10 @@ class EndpointsController:
         match = label_selector_matcher({"matchLabels": service["spec"]["selector"]})
         pods = [
             p
-            for p in self.api.store.list(self._types["Pod"], ns)
-            if match(p["metadata"].get("labels") or {})
-            and (p.get("status") or {}).get("podIP")
+            for p in self.api.store.list(
+                self._types["Pod"], ns, predicate=lambda o: match(o["metadata"].get("labels") or {})
+            )
+            if (p.get("status") or {}).get("podIP")
             and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
         ]
         ports = service["spec"].get("ports") or []

@@ -40,12 +40,13 @@ def template_hash(template: Obj) -> str:
 
 
 def owned(api: Api, resource: ResourceType, owner: Obj) -> list[Obj]:
+    """The objects of a type that name ``owner`` in their ownerReferences."""
     uid = owner["metadata"]["uid"]
-    return [
-        o
-        for o in api.store.list(resource, owner["metadata"].get("namespace"))
-        if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
-    ]
+
+    def is_owned(obj: Obj) -> bool:
+        return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+    return api.store.list(resource, owner["metadata"].get("namespace"), predicate=is_owned)
 
 
 def create_pod(api: Api, pod_type: ResourceType, owner: Obj, name: str) -> Obj:

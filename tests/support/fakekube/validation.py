@@ -175,8 +175,30 @@ def _immutable(field: str, old: Any, new: Any) -> list[Cause]:
     return []
 
 
+def _pod_spec_mutable_parts_removed(spec: Mapping[str, Any]) -> Obj:
+    """A pod spec without what an update may change: images, deadline, added tolerations."""
+    trimmed = {k: v for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}
+    for group in ("containers", "initContainers"):
+        if group in trimmed:
+            trimmed[group] = [{k: v for k, v in c.items() if k != "image"} for c in trimmed[group]]
+    return trimmed
+
+
 def _update_errors(kind: str, obj: Obj, old: Obj) -> list[Cause]:
     spec, old_spec = obj.get("spec") or {}, old.get("spec") or {}
+    if kind == "Pod" and _pod_spec_mutable_parts_removed(spec) != _pod_spec_mutable_parts_removed(
+        old_spec
+    ):
+        return [
+            _cause(
+                "spec",
+                "Forbidden: pod updates may not change fields other than "
+                "`spec.containers[*].image`, `spec.initContainers[*].image`, "
+                "`spec.activeDeadlineSeconds` or "
+                "`spec.tolerations` (only additions to existing tolerations)",
+                "FieldValueForbidden",
+            )
+        ]
     if kind in ("Deployment", "ReplicaSet"):
         return _immutable("spec.selector", old_spec.get("selector"), spec.get("selector"))
     if kind == "Job":
