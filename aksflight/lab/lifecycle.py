@@ -2,7 +2,7 @@
 
 `up` is a short pipeline: render every config (pure), create namespaces and veths in one
 `ip -batch`, configure the four namespaces in parallel, load nftables, start dnsmasq and the
-endpoint server, and wait until both are ready. `down` does not trust the state file alone:
+endpoint workers, and wait until all of them are ready. `down` does not trust the state file alone:
 it also kills whatever `ip netns pids` finds in the lab's namespaces and deletes every
 namespace with the lab's prefix, so it cleans up after a crash and can run any number of times.
 """

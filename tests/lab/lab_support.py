@@ -14,6 +14,10 @@ from aksflight.lab import LabState, exec_in_node
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 
 
+def ip_binary() -> str:
+    return shutil.which("ip", path=SBIN) or "ip"
+
+
 def lab_unavailable_reason() -> str | None:
     """Why the lab cannot run here (None when it can): not root, or a binary missing."""
     if not sys.platform.startswith("linux"):
@@ -24,9 +28,11 @@ def lab_unavailable_reason() -> str | None:
         if shutil.which(binary, path=SBIN) is None:
             return f"the network lab needs {binary}"
     probe_name = f"tprobe{secrets.token_hex(2)}"
-    probe = subprocess.run(["ip", "netns", "add", probe_name], capture_output=True, check=False)
-    subprocess.run(["ip", "netns", "del", probe_name], capture_output=True, check=False)
-    if probe.returncode != 0:
+    add = subprocess.run(
+        [ip_binary(), "netns", "add", probe_name], capture_output=True, check=False
+    )
+    subprocess.run([ip_binary(), "netns", "del", probe_name], capture_output=True, check=False)
+    if add.returncode != 0:
         return "cannot create network namespaces here"
     return None
 
@@ -45,13 +51,15 @@ def node_python(
 
 def namespaces_with_prefix(prefix: str) -> list[str]:
     listing = subprocess.run(
-        ["ip", "netns", "list"], capture_output=True, text=True, check=True
+        [ip_binary(), "netns", "list"], capture_output=True, text=True, check=True
     ).stdout
     return [line.split()[0] for line in listing.splitlines() if line.startswith(prefix)]
 
 
 def root_links() -> str:
-    return subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [ip_binary(), "-br", "link"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def state_path(tmp_path: Path) -> Path:

@@ -22,7 +22,7 @@ from aksflight.lab import (
 )
 from aksflight.lab.system import is_alive
 from tests.lab.conftest import LabFactory
-from tests.lab.lab_support import namespaces_with_prefix, root_links, unique_lab_name
+from tests.lab.lab_support import ip_binary, namespaces_with_prefix, root_links, unique_lab_name
 from tests.lab.test_lab_network import connect, resolve
 
 pytestmark = pytest.mark.lab
@@ -79,7 +79,7 @@ def test_down_after_a_crash_cleans_up(fresh) -> None:
     name, state_dir = fresh
     state = up(spec_from_hosts(HOSTS, name=name), state_dir)
     stray = subprocess.Popen(
-        ["ip", "netns", "exec", state.node_namespace, "sleep", "60"], start_new_session=True
+        [ip_binary(), "netns", "exec", state.node_namespace, "sleep", "60"], start_new_session=True
     )
     for pid in state.pids.values():
         kill_and_wait(pid)
