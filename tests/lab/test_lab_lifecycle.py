@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from aksflight.lab import (
+    LabCommandError,
     LabState,
     LabStateError,
     down,
     exec_in_node,
     load_state,
+    render,
     spec_from_hosts,
     status,
     up,
@@ -140,3 +142,18 @@ def test_exec_in_node_passes_environment_and_exit_code(make_lab: LabFactory) -> 
     completed = exec_in_node(state, ["sh", "-c", 'echo "$LAB_MARK"; exit 3'], {"LAB_MARK": "x1"})
     assert completed.returncode == 3
     assert completed.stdout == "x1\n"
+
+
+def test_failed_up_tears_down_what_it_built(fresh, monkeypatch: pytest.MonkeyPatch) -> None:
+    name, state_dir = fresh
+    real_argv = render.dnsmasq_argv
+
+    def broken_argv(*args: str) -> list[str]:
+        return [*real_argv(*args), "--no-such-dnsmasq-option"]
+
+    monkeypatch.setattr(render, "dnsmasq_argv", broken_argv)
+    with pytest.raises(LabCommandError, match="dnsmasq exited with") as caught:
+        up(spec_from_hosts(HOSTS, name=name), state_dir)
+    assert "\n" not in str(caught.value)
+    assert namespaces_with_prefix(f"{name}-") == []
+    assert not state_dir.exists()
