@@ -1,0 +1,110 @@
+"""The TLS probe: a handshake with SNI set to the name, verified against the system trust
+store (or the given CA bundle) and the name. The leaf's issuer is always recorded, so a
+firewall that inspects TLS shows up as an unexpected issuer."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+
+from preflight._net import describe, network_status
+from preflight._streams import AsyncioStream, open_socket, wrap
+from preflight.context import ProbeContext
+from rules.model import Check, Observation, ProbeStatus
+
+_TCP_LEVEL = (ProbeStatus.REFUSED, ProbeStatus.UNREACHABLE)
+
+
+def certificate_evidence(der: bytes | None) -> dict[str, Any]:
+    """Issuer, subject, SANs and expiry of a DER certificate (empty when there is none)."""
+    if not der:
+        return {}
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return {"certificate_error": "the peer sent a certificate that does not parse"}
+    sans: list[str] = []
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        sans.extend(names.value.get_values_for_type(x509.DNSName))
+        sans.extend(str(ip) for ip in names.value.get_values_for_type(x509.IPAddress))
+    return {
+        "issuer": cert.issuer.rfc4514_string(),
+        "subject": cert.subject.rfc4514_string(),
+        "sans": sans,
+        "not_after": cert.not_valid_after_utc.isoformat(),
+    }
+
+
+async def handshake(
+    address: str, port: int, server_name: str, tls: ssl.SSLContext, context: ProbeContext
+) -> AsyncioStream:
+    """A TLS session on the connection the TCP check left (or a new one)."""
+    sock = context.park.take_socket(("tcp", server_name, address, port))
+    if sock is None:
+        sock = await open_socket(address, port)
+    return await wrap(sock, tls, server_name)
+
+
+def _session_evidence(stream: AsyncioStream) -> dict[str, Any]:
+    ssl_object = stream.get_extra_info("ssl_object")
+    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+        return {}
+    evidence = certificate_evidence(ssl_object.getpeercert(binary_form=True))
+    evidence["tls_version"] = ssl_object.version()
+    return evidence
+
+
+async def _inspect(address: str, port: int, host: str, context: ProbeContext) -> dict[str, Any]:
+    """The certificate of a peer that failed verification, fetched without verifying."""
+    try:
+        sock = await open_socket(address, port)
+        stream = await wrap(sock, context.ssl_inspect, host)
+    except OSError:
+        return {}
+    try:
+        return _session_evidence(stream)
+    finally:
+        stream.close_now()
+
+
+async def probe_tls(check: Check, context: ProbeContext, addresses: Sequence[str]) -> Observation:
+    """Handshake with the first address that accepts a connection."""
+    assert check.port is not None
+    started = context.clock()
+    evidence: dict[str, Any] = {"address": None, "issuer": None}
+    status, detail = ProbeStatus.ERROR, "no address to connect to"
+    try:
+        async with asyncio.timeout(context.timeout):
+            for address in addresses:
+                evidence["address"] = address
+                try:
+                    stream = await handshake(
+                        address, check.port, check.target, context.ssl_verify, context
+                    )
+                except OSError as exc:
+                    status, detail = network_status(exc), describe(exc)
+                    if isinstance(exc, ssl.SSLCertVerificationError):
+                        evidence["verify_message"] = exc.verify_message
+                        evidence.update(await _inspect(address, check.port, check.target, context))
+                    if status in _TCP_LEVEL:
+                        continue
+                    break
+                evidence.update(_session_evidence(stream))
+                if context.continues_after(check):
+                    context.park.park(("tls", check.target, address, check.port), stream)
+                else:
+                    stream.close_now()
+                status, detail = ProbeStatus.OK, ""
+                break
+    except TimeoutError:
+        status, detail = ProbeStatus.TIMEOUT, f"no handshake within {context.timeout:g} s"
+    duration_ms = (context.clock() - started) * 1000
+    return Observation(check.id, status, duration_ms, detail, evidence)
