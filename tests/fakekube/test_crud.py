@@ -243,11 +243,10 @@ def test_enforced_policy_refuses_requests(fakekube, core):
     assert core.list_namespaced_config_map("default").items is not None
 
 
-def test_kubeconfig_file_works_with_the_client_loader(fakekube, tmp_path):
+def test_kubeconfig_file_works_with_the_client_loader(fakekube):
     from kubernetes import config
 
-    path = fakekube.write_kubeconfig(tmp_path / "kubeconfig")
-    api = config.new_client_from_config(config_file=str(path))
+    api = config.new_client_from_config(config_file=str(fakekube.kubeconfig_path))
     assert [n.metadata.name for n in client.CoreV1Api(api).list_node().items] == ["node-1"]
 
 

@@ -49,6 +49,7 @@ class FakeKube:
         self.controllers = Controllers(self.api, self.logs, enabled=controllers)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.kubeconfig_path: Path | None = None
         self.host = "127.0.0.1"
         self.port = 0
         for ns in SYSTEM_NAMESPACES:
@@ -124,4 +125,5 @@ class FakeKube:
     def write_kubeconfig(self, path: Path) -> Path:
         """Write a kubeconfig naming this server and return its path."""
         path.write_text(yaml.safe_dump(self.kubeconfig()))
+        self.kubeconfig_path = path
         return path

@@ -7,6 +7,7 @@ cannot pass for a bug in the code under test."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +15,13 @@ from .fake import FakeKube
 
 
 @pytest.fixture
-def fakekube(request: pytest.FixtureRequest) -> Iterator[FakeKube]:
-    """A running fake API server; ``@pytest.mark.fakekube(controllers=False)`` switches."""
+def fakekube(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeKube]:
+    """A running fake API server with ``kubeconfig_path`` written;
+    ``@pytest.mark.fakekube(controllers=False)`` passes options to FakeKube."""
     marker = request.node.get_closest_marker("fakekube")
     options = dict(marker.kwargs) if marker else {}
     server = FakeKube(**options).start()
+    server.write_kubeconfig(tmp_path / "kubeconfig")
     try:
         yield server
     finally:
