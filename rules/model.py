@@ -64,6 +64,7 @@ class CheckKind(StrEnum):
     HTTP = "http"
     KUBERNETES = "k8s"
     PEER = "peer"
+    CLUSTER = "cluster"  # a rule over the cluster's own objects (rules/cluster.py)
     PHASE = "phase"
 
 
