@@ -54,7 +54,7 @@ _STATE_FILES = (
     "other-ca-key.pem",
 )
 #: Per-worker files of the endpoint server (`endpoints-0.json`, `endpoints-0.log`, ...).
-_WORKER_FILE_PATTERNS = ("endpoints-*.json", "endpoints-*.log")
+_WORKER_FILE_PATTERNS = ("endpoints*.json", "endpoints*.log")
 
 _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 """Servers this process started, kept so they are reaped (not left as zombies) on `down`."""
