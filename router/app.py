@@ -1,4 +1,4 @@
-"""The HTTP front end: v1 scoring routes, auth, limits, queueing, retries and proxying.
+"""What the router does with each request: v1 routes, auth, limits, queueing, retries, proxying.
 
 Routes (as Azure ML v1 AKS web services expose them):
     POST|GET /api/v1/service/<name>/score        -> replica /score
@@ -9,38 +9,35 @@ Routes (as Azure ML v1 AKS web services expose them):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
-from aiohttp import web
-from multidict import CIMultiDict
 
 from router.accesslog import AccessLog
 from router.auth import Authenticator, build_authenticator
 from router.body import StreamedBody
 from router.config import RouterConfig, ServiceConfig
 from router.datacollect import DataCollector
-from router.errors import (
-    AuthError,
-    BodyTooLarge,
-    NoReplicas,
-    QueueTimeout,
-    ReplicaFailed,
-)
+from router.errors import AuthError, BodyTooLarge, NoReplicas, QueueTimeout, ReplicaFailed
+from router.http11 import Request, Response
 from router.metrics import RouterMetrics
 from router.pool import Replica, ReplicaPool
+from router.upstream import Exchange, UpstreamPool
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID = "x-ms-request-id"
+SERVICE_PREFIX = "/api/v1/service/"
 SMALL_BODY = 64 * 1024
 SMALL_RESPONSE = 256 * 1024
 MAX_ATTEMPTS = 3
+# Not forwarded: hop-by-hop headers, framing (set again per hop), and the client's credential,
+# which is the router's business, not the model's.
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -55,9 +52,16 @@ HOP_BY_HOP = frozenset(
         "host",
         "content-length",
         "authorization",
+        "expect",
+        REQUEST_ID,
+        "x-forwarded-for",
     }
 )
-RESPONSE_DROP = frozenset({*HOP_BY_HOP, "date", "server", REQUEST_ID})
+RESPONSE_DROP = frozenset(
+    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", REQUEST_ID.encode()}
+)
+JSON = [(b"content-type", b"application/json")]
+TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class _ScoringTimeout(Exception):
@@ -76,22 +80,28 @@ class Service:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _json_error(
-    status: int, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
+@dataclass
+class _Outcome:
+    replica: str | None = None
+    bytes_out: int = 0
 
 
-def _unauthorized(service: str) -> web.Response:
-    return web.Response(
-        status=401,
-        text="Unauthorized",
-        headers={"WWW-Authenticate": f'Bearer realm="{service}"'},
-    )
+def _error(response: Response, status: int, message: str, close: bool = False) -> None:
+    response.close_after = close
+    response.send(status, JSON, json.dumps({"error": message}).encode())
+
+
+def _new_request_id() -> str:
+    """A random version-4 UUID without a system call per request (ids need not be secret)."""
+    return str(uuid.UUID(int=random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS))
+
+
+_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
 
 
 class Router:
-    """Holds the services and serves the HTTP routes; discovery and scaling feed its pools."""
+    """Holds the services and answers requests; discovery and scaling feed its pools."""
 
     def __init__(self, config: RouterConfig) -> None:
         self.config = config
@@ -107,7 +117,7 @@ class Router:
             },
         )
         self.access_log = AccessLog(config.access_log.enabled, config.access_log.path)
-        self._session: aiohttp.ClientSession | None = None
+        self.upstreams = UpstreamPool()
         self.apply_config(config)
 
     # -- configuration ----------------------------------------------------------------------
@@ -143,51 +153,50 @@ class Router:
                 current.collector.close()
                 current.collector = None
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, keepalive_timeout=30)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-        )
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        self.upstreams.close()
         for service in self.services.values():
             if service.collector:
                 service.collector.close()
         self.access_log.close()
 
-    def application(self) -> web.Application:
-        app = web.Application(client_max_size=self.config.max_request_body_bytes + 1)
-        prefix = "/api/v1/service/{service}"
-        app.router.add_route("POST", prefix + "/score", self.score)
-        app.router.add_route("GET", prefix + "/score", self.score)
-        app.router.add_route("GET", prefix + "/swagger.json", self.swagger)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.prometheus)
-        app.router.add_get("/-/load", self.load)
-        return app
+    # -- entry point ------------------------------------------------------------------------
 
-    # -- own endpoints ----------------------------------------------------------------------
+    async def handle(self, request: Request, response: Response) -> None:
+        path = request.path
+        if path.startswith(SERVICE_PREFIX):
+            name, _, leaf = path[len(SERVICE_PREFIX) :].partition("/")
+            if leaf == "score" and request.method in ("POST", "GET"):
+                await self._score(request, response, name, "/score")
+                return
+            if leaf == "swagger.json" and request.method == "GET":
+                await self._score(request, response, name, "/swagger.json")
+                return
+        if request.method == "GET":
+            if path == "/healthz":
+                response.send(200, TEXT, b"ok")
+                return
+            if path == "/readyz":
+                response.send(200 if self.ready else 503, TEXT, b"ready" if self.ready else b"wait")
+                return
+            if path == "/metrics":
+                response.send(
+                    200, [(b"content-type", b"text/plain; version=0.0.4")], self.metrics.render()
+                )
+                return
+            if path == "/-/load":
+                response.send(200, JSON, json.dumps(self.load_figures()).encode())
+                return
+        _error(response, 404, f"no route for {request.method} {path}")
 
-    async def healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok")
+    def bad_request(self, response: Response) -> None:
+        _error(response, 400, "malformed HTTP request", close=True)
 
-    async def readyz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ready") if self.ready else web.Response(status=503, text="wait")
-
-    async def prometheus(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render(), content_type="text/plain")
-
-    async def load(self, request: web.Request) -> web.Response:
-        figures = {
-            name: {
+    def load_figures(self) -> dict[str, Any]:
+        figures = {}
+        for name, service in self.services.items():
+            load = service.pool.load()
+            figures[name] = {
                 "replicas": load.replicas,
                 "ready": load.ready,
                 "busy": load.busy,
@@ -197,218 +206,208 @@ class Router:
                     "average_load", float(load.in_flight + load.queued)
                 ),
             }
-            for name, service in self.services.items()
-            for load in [service.pool.load()]
-        }
-        return web.json_response({"router": self.peer_name, "services": figures})
+        return {"router": self.peer_name, "services": figures}
 
     # -- scoring ----------------------------------------------------------------------------
 
-    async def score(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(request, "/score")
-
-    async def swagger(self, request: web.Request) -> web.StreamResponse:
-        return await self._handle(request, "/swagger.json")
-
-    async def _handle(self, request: web.Request, path: str) -> web.StreamResponse:
+    async def _score(self, request: Request, response: Response, name: str, path: str) -> None:
         started = time.perf_counter()
-        name = request.match_info["service"]
-        request_id = request.headers.get(REQUEST_ID) or str(uuid.uuid4())
+        request_id = request.headers.get(REQUEST_ID) or _new_request_id()
+        outcome = _Outcome()
         service = self.services.get(name)
-        outcome: dict[str, Any] = {"replica": None, "bytes_out": 0}
-        if service is None:
-            response: web.StreamResponse = _json_error(404, f"no service named {name!r}")
-        else:
-            response = await self._authorised(request, service, path, request_id, outcome)
-        if not response.prepared:
-            response.headers[REQUEST_ID] = request_id
-        elapsed = time.perf_counter() - started
-        self.metrics.observe(name, response.status, elapsed)
-        if self.access_log.enabled:
-            self.access_log.write(
-                time=time.time(),
-                request_id=request_id,
-                method=request.method,
-                path=request.path,
-                service=name,
-                replica=outcome["replica"],
-                status=response.status,
-                latency_ms=round(elapsed * 1000, 3),
-                bytes_in=request.content_length,
-                bytes_out=outcome["bytes_out"],
-            )
-        return response
+        try:
+            if service is None:
+                response_headers = [(b"x-ms-request-id", request_id.encode())]
+                response.send(
+                    404,
+                    [*JSON, *response_headers],
+                    json.dumps({"error": f"no service named {name!r}"}).encode(),
+                )
+            else:
+                await self._authorised(request, response, service, path, request_id, outcome)
+        finally:
+            elapsed = time.perf_counter() - started
+            status = response.status or 499
+            self.metrics.observe(name, status, elapsed)
+            if self.access_log.enabled:
+                self.access_log.write(
+                    time=time.time(),
+                    request_id=request_id,
+                    method=request.method,
+                    path=request.path,
+                    service=name,
+                    replica=outcome.replica,
+                    status=status,
+                    latency_ms=round(elapsed * 1000, 3),
+                    bytes_in=request.content_length,
+                    bytes_out=outcome.bytes_out,
+                )
 
-    async def _authorised(
+    async def _authorised(  # noqa: PLR0917
         self,
-        request: web.Request,
+        request: Request,
+        response: Response,
         service: Service,
         path: str,
         request_id: str,
-        outcome: dict[str, Any],
-    ) -> web.StreamResponse:
+        outcome: _Outcome,
+    ) -> None:
+        id_header = (b"x-ms-request-id", request_id.encode())
         try:
-            await service.auth.check(request.headers.get("Authorization"))
+            await service.auth.check(request.headers.get("authorization"))
         except AuthError as exc:
             log.info("401 for %s (request %s): %s", service.config.name, request_id, exc)
-            return _unauthorized(service.config.name)
+            realm = f'Bearer realm="{service.config.name}"'.encode()
+            response.send(401, [*TEXT, (b"www-authenticate", realm), id_header], b"Unauthorized")
+            return
         limit = self.config.max_request_body_bytes
         length = request.content_length
         if length is not None and length > limit:
-            return self._too_large(request)
+            self._too_large(response, id_header)
+            return
         body: bytes | StreamedBody
-        if request.method == "GET" or (length is not None and length <= SMALL_BODY):
-            body = await request.read()
+        if (length is not None and length <= SMALL_BODY) or (
+            request.method == "GET" and not length
+        ):
+            body = await request.body.read_all() if length else b""
         else:
-            body = StreamedBody(request.content, limit, self.config.replay_buffer_bytes)
+            body = StreamedBody(request.body, limit, self.config.replay_buffer_bytes)
         try:
-            return await self._dispatch(
-                request=request,
-                service=service,
-                path=path,
-                body=body,
-                request_id=request_id,
-                outcome=outcome,
-            )
+            await self._dispatch(request, response, service, path, body, request_id, outcome)
         except BodyTooLarge:
-            return self._too_large(request)
+            if not response.started:
+                self._too_large(response, id_header)
 
-    def _too_large(self, request: web.Request) -> web.Response:
-        response = _json_error(
-            413, f"request body exceeds {self.config.max_request_body_bytes} bytes"
-        )
-        response.force_close()
-        return response
+    def _too_large(self, response: Response, id_header: tuple[bytes, bytes]) -> None:
+        message = f"request body exceeds {self.config.max_request_body_bytes} bytes"
+        response.close_after = True
+        response.send(413, [*JSON, id_header], json.dumps({"error": message}).encode())
 
-    async def _dispatch(
+    async def _dispatch(  # noqa: PLR0917
         self,
-        *,
-        request: web.Request,
+        request: Request,
+        response: Response,
         service: Service,
         path: str,
         body: bytes | StreamedBody,
         request_id: str,
-        outcome: dict[str, Any],
-    ) -> web.StreamResponse:
+        outcome: _Outcome,
+    ) -> None:
         config = service.config
+        id_header = (b"x-ms-request-id", request_id.encode())
         wait_seconds = config.max_request_wait_time / 1000
         tried: frozenset[str] = frozenset()
         for _attempt in range(MAX_ATTEMPTS):
             try:
                 replica = await service.pool.acquire(wait_seconds, tried)
             except QueueTimeout:
-                return _json_error(503, "no replica became free within max_request_wait_time")
+                _error(response, 503, "no replica became free within max_request_wait_time")
+                return
             except NoReplicas:
-                return _json_error(503, "the service has no replica available")
-            outcome["replica"] = replica.name
+                _error(response, 503, "the service has no replica available")
+                return
+            outcome.replica = replica.name
             try:
-                return await self._forward(
-                    request=request,
-                    service=service,
-                    replica=replica,
-                    path=path,
-                    body=body,
-                    request_id=request_id,
-                    outcome=outcome,
+                await self._forward(
+                    request, response, service, replica, path, body, request_id, outcome
                 )
+                return
             except ReplicaFailed as exc:
                 log.warning("replica %s of %s failed: %s", replica.name, config.name, exc)
                 service.pool.take_out_of_rotation(replica, self.config.replica_retry_seconds)
+                self.upstreams.drop(replica.url)
                 tried = tried | {replica.url}
                 if isinstance(body, StreamedBody) and not body.replayable:
-                    return _json_error(502, "the replica failed while receiving the request")
+                    _error(response, 502, "the replica failed while receiving the request")
+                    return
                 self.metrics.retries.labels(config.name).inc()
             except _ScoringTimeout:
-                return _json_error(504, f"scoring took longer than {config.scoring_timeout_ms} ms")
+                message = f"scoring took longer than {config.scoring_timeout_ms} ms"
+                response.send(504, [*JSON, id_header], json.dumps({"error": message}).encode())
+                return
             finally:
                 service.pool.release(replica)
-        return _json_error(502, "every replica tried failed")
+        _error(response, 502, "every replica tried failed")
 
-    def _upstream_headers(self, request: web.Request, request_id: str) -> CIMultiDict[str]:
-        headers: CIMultiDict[str] = CIMultiDict(
-            (key, value) for key, value in request.headers.items() if key.lower() not in HOP_BY_HOP
+    def _upstream_head(self, request: Request, path: str, request_id: str) -> bytes:
+        target = f"{path}?{request.query}" if request.query else path
+        lines = [f"{request.method} {target} HTTP/1.1\r\n".encode("latin-1")]
+        lines.extend(
+            f"{name}: {value}\r\n".encode("latin-1")
+            for name, value in request.headers.items()
+            if name not in HOP_BY_HOP
         )
-        headers[REQUEST_ID] = request_id
+        lines.append(f"x-ms-request-id: {request_id}\r\n".encode("latin-1"))
+        forwarded = request.headers.get("x-forwarded-for")
         if request.remote:
-            forwarded = request.headers.get("X-Forwarded-For")
-            headers["X-Forwarded-For"] = (
-                f"{forwarded}, {request.remote}" if forwarded else request.remote
-            )
-        return headers
+            chain = f"{forwarded}, {request.remote}" if forwarded else request.remote
+            lines.append(f"x-forwarded-for: {chain}\r\n".encode("latin-1"))
+        return b"".join(lines)
 
-    async def _forward(
+    async def _forward(  # noqa: PLR0917
         self,
-        *,
-        request: web.Request,
+        request: Request,
+        response: Response,
         service: Service,
         replica: Replica,
         path: str,
         body: bytes | StreamedBody,
         request_id: str,
-        outcome: dict[str, Any],
-    ) -> web.StreamResponse:
-        assert self._session is not None, "Router.start() was not awaited"
-        url = replica.url + path + (f"?{request.query_string}" if request.query_string else "")
-        data = body if isinstance(body, bytes) else body.chunks()
-        timeout_seconds = service.config.scoring_timeout_ms / 1000
+        outcome: _Outcome,
+    ) -> None:
+        head = self._upstream_head(request, path, request_id)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_seconds
-        response: web.StreamResponse | None = None
-        answered = False
+        deadline = loop.time() + service.config.scoring_timeout_ms / 1000
+        exchange: Exchange | None = None
         try:
             async with asyncio.timeout_at(deadline):
-                upstream = await self._session.request(
-                    request.method,
-                    url,
-                    headers=self._upstream_headers(request, request_id),
-                    data=data if request.method != "GET" or body else None,
-                    allow_redirects=False,
-                )
-                answered = True
-                try:
-                    headers = CIMultiDict(
-                        (k, v)
-                        for k, v in upstream.headers.items()
-                        if k.lower() not in RESPONSE_DROP
-                    )
-                    headers[REQUEST_ID] = request_id
-                    length = upstream.content_length
-                    collector = service.collector
-                    if length is not None and length <= SMALL_RESPONSE:
-                        payload = await upstream.read()
-                        outcome["bytes_out"] = len(payload)
-                        if collector is not None:
-                            collector.collect(request_id, upstream.status, _kept(body), payload)
-                        return web.Response(status=upstream.status, body=payload, headers=headers)
-                    response = web.StreamResponse(status=upstream.status, headers=headers)
-                    if length is not None:
-                        response.content_length = length
-                    await response.prepare(request)
-                    async for chunk in upstream.content.iter_any():
-                        outcome["bytes_out"] += len(chunk)
-                        await response.write(chunk)
-                    await response.write_eof()
+                exchange = await self.upstreams.exchange(replica.url, head, body)
+                headers = _response_headers(exchange.headers, request_id)
+                length = exchange.content_length
+                collector = service.collector
+                if length is not None and length <= SMALL_RESPONSE:
+                    payload = await exchange.read_all()
+                    exchange.finish()
+                    outcome.bytes_out = len(payload)
+                    response.send(exchange.status, headers, payload)
                     if collector is not None:
-                        collector.collect(request_id, upstream.status, _kept(body), None)
-                    return response
-                finally:
-                    upstream.release()
+                        collector.collect(request_id, exchange.status, _kept(body), payload)
+                    return
+                response.start(exchange.status, headers, length)
+                while chunk := await exchange.read():
+                    outcome.bytes_out += len(chunk)
+                    await response.write(chunk)
+                response.end()
+                exchange.finish()
+                if collector is not None:
+                    collector.collect(request_id, exchange.status, _kept(body), None)
         except TimeoutError as exc:
-            if response is not None and response.prepared:
+            if exchange is not None:
+                exchange.abort()
+            if response.started:
                 raise ConnectionResetError("scoring timeout while streaming the response") from exc
             raise _ScoringTimeout from exc
-        except BodyTooLarge:
-            raise
-        except aiohttp.ClientError as exc:
+        except ConnectionResetError:
+            if exchange is not None:
+                exchange.abort()
             if isinstance(body, StreamedBody) and body.too_large:
-                raise BodyTooLarge("request body over the limit") from exc
-            if response is not None and response.prepared:
-                raise
-            if not answered and isinstance(
-                exc, aiohttp.ClientConnectionError | aiohttp.ServerDisconnectedError
-            ):
-                raise ReplicaFailed(str(exc) or type(exc).__name__) from exc
-            return _json_error(502, f"the replica's response was broken: {type(exc).__name__}")
+                raise BodyTooLarge("request body over the limit") from None
+            if not response.started:
+                _error(response, 502, "the replica's response was cut off")
+                return
+            raise
+        except BaseException:
+            if exchange is not None:
+                exchange.abort()
+            raise
+
+
+def _response_headers(
+    upstream: Iterable[tuple[bytes, bytes]], request_id: str
+) -> list[tuple[bytes, bytes]]:
+    headers = [(name, value) for name, value in upstream if name not in RESPONSE_DROP]
+    headers.append((b"x-ms-request-id", request_id.encode("latin-1")))
+    return headers
 
 
 def _kept(body: bytes | StreamedBody) -> bytes | None:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from aiohttp import StreamReader
-
 from router.errors import BodyTooLarge, ReplicaFailed
+from router.http11 import BodyReader
 
 
 class StreamedBody:
     """A client's request body, forwarded chunk by chunk; replayable while it was small."""
 
-    def __init__(self, content: StreamReader, limit: int, replay_limit: int) -> None:
+    def __init__(self, content: BodyReader, limit: int, replay_limit: int) -> None:
         self._content = content
         self._limit = limit
         self._replay_limit = replay_limit
@@ -45,7 +44,7 @@ class StreamedBody:
             for chunk in list(self._recorded):
                 yield chunk
         while not self.complete:
-            chunk = await self._content.readany()
+            chunk = await self._content.read()
             if not chunk:
                 self.complete = True
                 return

@@ -81,10 +81,19 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(pools, desired))
+        # Label lookups cost more than the update itself; keep the children at hand.
+        self._counters: dict[tuple[str, int], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def observe(self, service: str, status: int, seconds: float) -> None:
-        self.requests.labels(service, str(status)).inc()
-        self.latency.labels(service).observe(seconds)
+        counter = self._counters.get((service, status))
+        if counter is None:
+            counter = self._counters[(service, status)] = self.requests.labels(service, str(status))
+        histogram = self._histograms.get(service)
+        if histogram is None:
+            histogram = self._histograms[service] = self.latency.labels(service)
+        counter.inc()
+        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
