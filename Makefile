@@ -35,6 +35,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
+	MYPYPATH=tests/support $(BIN)/mypy -p fakekube
 
 contracts: venv
 	$(BIN)/lint-imports

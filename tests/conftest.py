@@ -11,6 +11,8 @@ from rules.catalogue import requirements_for
 from rules.config import EnvironmentConfig, parse_config
 from rules.plan import Plan, build_plan
 
+pytest_plugins = ["fakekube.pytest_plugin"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "aksflight" / "examples"
 
