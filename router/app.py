@@ -9,9 +9,9 @@ Routes (as Azure ML v1 AKS web services expose them):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
-import random
 import time
 import uuid
 from collections.abc import Iterable
@@ -91,13 +91,25 @@ def _error(response: Response, status: int, message: str, close: bool = False) -
     response.send(status, JSON, json.dumps({"error": message}).encode())
 
 
-def _new_request_id() -> str:
-    """A random version-4 UUID without a system call per request (ids need not be secret)."""
-    return str(uuid.UUID(int=random.getrandbits(128) & _UUID4_MASK | _UUID4_BITS))
+class _RequestIds:
+    """Request ids shaped as v4 UUIDs: a random per-process prefix and a counter.
+
+    Unique without a random draw per request; ids are correlation handles, not secrets.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        seed = uuid.uuid4()
+        self._prefix = str(seed)[:24]  # keeps the version and variant digits of a v4 UUID
+        self._counter = itertools.count(seed.int & 0xFFFFFFFF)
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
 
 
-_UUID4_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_UUID4_BITS = (0x4000 << 64) | (0x8000 << 48)
+_new_request_id = _RequestIds()
 
 
 class Router:

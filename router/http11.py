@@ -204,6 +204,7 @@ class ServerConnection(asyncio.Protocol):
         self._reading_paused = False
         self._writing_paused: asyncio.Future[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_active = 0.0
         self._closing = False
         self._discarding = False
         self._discarded = 0
@@ -300,8 +301,6 @@ class ServerConnection(asyncio.Protocol):
         try:
             while self._queue and not self._closing:
                 request = self._queue[0]
-                if self._idle_timer is not None:
-                    self._idle_timer.cancel()
                 response = Response(request)
                 try:
                     await self._handler(request, response)
@@ -363,11 +362,24 @@ class ServerConnection(asyncio.Protocol):
             self._transport.resume_reading()
 
     def _arm_idle_timer(self) -> None:
+        """Note activity; one timer per connection re-checks it (no timer per request)."""
         if self._transport is None or self._worker is not None:
             return
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self._idle_timer = asyncio.get_running_loop().call_later(KEEPALIVE_SECONDS, self._close)
+        loop = asyncio.get_running_loop()
+        self._last_active = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_later(KEEPALIVE_SECONDS, self._idle_check)
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._transport is None:
+            return
+        idle = asyncio.get_running_loop().time() - self._last_active
+        if self._worker is None and idle >= KEEPALIVE_SECONDS:
+            self._close()
+            return
+        remaining = max(KEEPALIVE_SECONDS - idle, 1.0)
+        self._idle_timer = asyncio.get_running_loop().call_later(remaining, self._idle_check)
 
     def _linger(self) -> None:
         """Answered before the body was read: drain what the client still sends, then close.

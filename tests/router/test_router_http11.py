@@ -1,0 +1,145 @@
+"""The router's HTTP/1.1 handling on raw sockets: pipelining, 100-continue, framing, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+
+from tests.router.router_support import backend, router, router_config, run
+
+SCORE = b"/api/v1/service/m/score"
+
+
+async def _exchange(port: int, data: bytes, until: bytes, timeout: float = 5.0) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    await writer.drain()
+    received = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while until not in received:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                received += chunk
+    finally:
+        writer.close()
+    return received
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                requests = b"".join(
+                    b"POST %s?delay=%s HTTP/1.1\r\nHost: x\r\nx-ms-request-id: id-%d\r\n"
+                    b"Content-Length: 2\r\n\r\n{}" % (SCORE, delay, index)
+                    for index, delay in enumerate([b"0.1", b"0", b"0.05"])
+                )
+                answer = await _exchange(server.port, requests, b"id-2")
+                positions = [answer.index(b"x-ms-request-id: id-%d" % i) for i in range(3)]
+                assert positions == sorted(positions)
+                assert answer.count(b"HTTP/1.1 200 OK") == 3
+
+    run(scenario())
+
+
+def test_http_1_0_and_malformed_requests() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                old = await _exchange(
+                    server.port, b"GET /healthz HTTP/1.0\r\n\r\n", b"ok", timeout=2
+                )
+                assert old.startswith(b"HTTP/1.1 200 OK")
+                assert b"connection: close" in old
+                bad = await _exchange(server.port, b"NOT HTTP AT ALL\r\n\r\n", b"}", timeout=2)
+                assert bad.startswith(b"HTTP/1.1 400 Bad Request")
+                missing = await _exchange(
+                    server.port, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n", b"}", timeout=2
+                )
+                assert missing.startswith(b"HTTP/1.1 404 Not Found")
+
+    run(scenario())
+
+
+def test_chunked_request_and_expect_continue() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                    b"Expect: 100-continue\r\n\r\n" % SCORE
+                )
+                interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+                assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+                writer.write(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+                assert head.startswith(b"HTTP/1.1 200 OK")
+                length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+                body = await reader.readexactly(length)
+                assert b'"bytes": 11' in body
+                writer.close()
+
+    run(scenario())
+
+
+def test_client_leaving_mid_body_does_not_blame_the_replica() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n" % SCORE
+                    + b"x" * 100_000
+                )
+                await writer.drain()
+                await asyncio.sleep(0.1)
+                writer.close()
+                await asyncio.sleep(0.2)
+                pool = server.router.services["m"].pool
+                assert pool.out_of_rotation() == []
+                assert pool.load().in_flight == 0
+                again = await _exchange(
+                    server.port,
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE,
+                    b"}",
+                )
+                assert again.startswith(b"HTTP/1.1 200 OK")
+
+    run(scenario())
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_with_a_large_upload_gets_its_answer() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                process = await asyncio.create_subprocess_exec(
+                    "curl",
+                    "-s",
+                    "-X",
+                    "POST",
+                    "--data-binary",
+                    "@-",
+                    f"{server.base_url}/api/v1/service/m/score",
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                )
+                output, _ = await process.communicate(b"z" * 3_000_000)
+                assert b'"bytes": 3000000' in output
+
+    run(scenario())
