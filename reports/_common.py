@@ -170,11 +170,11 @@ def blocked_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return tally
 
 
-def dumps_lines(document: dict[str, Any]) -> str:
-    """Readable and fast: top-level keys and list items on their own lines, items compact.
+def dumps_lines(document: Mapping[str, Any]) -> str:
+    """JSON with each top-level key, and each item of a top-level list, on its own line.
 
-    `json.dumps(indent=...)` falls back to the pure-Python encoder, which is several times
-    slower; encoding each item compactly keeps the C encoder and still diffs line by line.
+    Diffs then show which item changed; `json.dumps(indent=...)` would also do that, but
+    falls back to the pure-Python encoder, several times slower.
     """
     encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), default=str).encode
     lines = ["{"]
