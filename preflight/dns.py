@@ -104,7 +104,11 @@ async def probe_dns(
             check.id, ProbeStatus.ERROR, 0.0, f"no resolver: {describe(exc)}", evidence
         )
     evidence["nameservers"] = _nameservers(resolver)
-    evidence["system_resolver"] = not context.options.nameservers
+    evidence["resolver"] = (
+        "injected"
+        if context.options.resolver_factory is not None
+        else "given" if context.options.nameservers else "system"
+    )
     qname = dns.name.from_text(check.target)
     results = await asyncio.gather(*(_query(resolver, qname, t) for t in _RECORD_TYPES))
     duration_ms = (context.clock() - started) * 1000

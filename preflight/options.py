@@ -89,7 +89,10 @@ def _check_ca_bundle(path: Path) -> Path:
     try:
         ssl.create_default_context(cafile=str(path))
     except (OSError, ssl.SSLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no PEM certificate"
+        if isinstance(exc, ssl.SSLError) or not exc.strerror:
+            reason = "no PEM certificate"
+        else:
+            reason = exc.strerror
         raise OptionsError("ca_bundle", f"cannot use {str(path)!r}: {reason}") from exc
     return path
 

@@ -12,7 +12,7 @@ from typing import Any
 from cryptography import x509
 
 from preflight._net import describe, network_status
-from preflight._streams import AsyncioStream, open_socket, wrap
+from preflight._streams import SocketStream, open_socket, wrap
 from preflight.context import ProbeContext
 from rules.model import Check, Observation, ProbeStatus
 
@@ -45,7 +45,7 @@ def certificate_evidence(der: bytes | None) -> dict[str, Any]:
 
 async def handshake(
     address: str, port: int, server_name: str, tls: ssl.SSLContext, context: ProbeContext
-) -> AsyncioStream:
+) -> SocketStream:
     """A TLS session on the connection the TCP check left (or a new one)."""
     sock = context.park.take_socket(("tcp", server_name, address, port))
     if sock is None:
@@ -53,7 +53,7 @@ async def handshake(
     return await wrap(sock, tls, server_name)
 
 
-def _session_evidence(stream: AsyncioStream) -> dict[str, Any]:
+def _session_evidence(stream: SocketStream) -> dict[str, Any]:
     ssl_object = stream.get_extra_info("ssl_object")
     if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
         return {}

@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -151,7 +151,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
-        self.server.requests.append(self.headers.get("Host", ""))  # type: ignore[attr-defined]
+        assert isinstance(self.server, _QuietServer)
+        self.server.requests.append(self.headers.get("Host", ""))
         body = b"not found\n"
         self.send_response(404)
         self.send_header("Content-Length", str(len(body)))
@@ -163,34 +164,130 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Counts connections; handshakes the probes reject on purpose are not printed."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, _Handler)
+        self.accepted = 0
+        self.requests: list[str] = []
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        request = super().get_request()
+        self.accepted += 1
+        return request
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
 @dataclass
 class TLSServer:
-    """An HTTPS server on `address` presenting `cert` (a trustme leaf)."""
+    """An HTTPS server on `address` presenting `cert` (a trustme leaf); the handshake
+    happens in the handler thread, so a stalled client holds up nobody else."""
 
     address: str
     cert: trustme.LeafCert
     port: int = 0
-    requests: list[str] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _server: _QuietServer | None = None
 
     def start(self) -> TLSServer:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.cert.configure_cert(context)
-        server = ThreadingHTTPServer((self.address, 0), _Handler)
-        server.daemon_threads = True
+        server = _QuietServer((self.address, 0))
         server.socket = context.wrap_socket(
             server.socket, server_side=True, do_handshake_on_connect=False
         )
-        server.requests = self.requests  # type: ignore[attr-defined]
         self.port = int(server.server_address[1])
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
         return self
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far."""
+        assert self._server is not None
+        return self._server.accepted
+
+    @property
+    def host_headers(self) -> list[str]:
+        """The Host header of every request served."""
+        assert self._server is not None
+        return self._server.requests
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _ConnectHandler(BaseHTTPRequestHandler):
+    """CONNECT host:port → a tunnel, resolving the host from the proxy's own table."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_CONNECT(self) -> None:
+        proxy = self.server
+        assert isinstance(proxy, _ProxyServer)
+        host, _, port = self.path.rpartition(":")
+        proxy.targets.append(self.path)
+        if host in proxy.deny or host not in proxy.names:
+            self.send_error(403, "denied by policy")
+            return
+        try:
+            upstream = socket.create_connection((proxy.names[host], int(port)), timeout=5)
+        except OSError:
+            self.send_error(502)
+            return
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        _pipe(self.connection, upstream)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _pipe(client: socket.socket, upstream: socket.socket) -> None:
+    def copy(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+    other = threading.Thread(target=copy, args=(upstream, client), daemon=True)
+    other.start()
+    copy(client, upstream)
+    other.join(timeout=5)
+    upstream.close()
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, names: dict[str, str], deny: set[str]) -> None:
+        super().__init__(("127.0.0.1", 0), _ConnectHandler)
+        self.names = names
+        self.deny = deny
+        self.targets: list[str] = []
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def connect_proxy(
+    names: dict[str, str], deny: Sequence[str] = ()
+) -> Iterator[tuple[str, list[str]]]:
+    """An HTTP CONNECT proxy on loopback: yields its URL and the CONNECT targets it saw."""
+    server = _ProxyServer(dict(names), set(deny))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.targets
+    finally:
+        server.shutdown()
+        server.server_close()
