@@ -166,8 +166,8 @@ def _rule_for(req: Requirement, destination: Destination) -> AllowRule:
         port=safety.port(req.port, f"requirement {req.id}"),
         requirement_ids=(req.id,),
         phases=req.phases,
-        documentation=(req.source,),
-        purposes=(req.purpose,),
+        documentation=(safety.text(req.source, f"requirement {req.id}: source"),),
+        purposes=(safety.text(req.purpose, f"requirement {req.id}: purpose"),),
         severity=req.severity,
     )
 
