@@ -46,7 +46,7 @@ def refusing_api_server() -> Iterator[str]:
     """Yields the URL of a server that answers 401 to everything."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Refuse)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:

@@ -202,7 +202,7 @@ class TLSServer:
         )
         self.port = int(server.server_address[1])
         self._server = server
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     @property
@@ -285,7 +285,7 @@ def connect_proxy(
 ) -> Iterator[tuple[str, list[str]]]:
     """An HTTP CONNECT proxy on loopback: yields its URL and the CONNECT targets it saw."""
     server = _ProxyServer(dict(names), set(deny))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", server.targets
     finally:
