@@ -107,7 +107,9 @@ async def probe_dns(
     evidence["resolver"] = (
         "injected"
         if context.options.resolver_factory is not None
-        else "given" if context.options.nameservers else "system"
+        else "given"
+        if context.options.nameservers
+        else "system"
     )
     qname = dns.name.from_text(check.target)
     results = await asyncio.gather(*(_query(resolver, qname, t) for t in _RECORD_TYPES))

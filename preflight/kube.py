@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes.aio import client as k8s
 from kubernetes.aio import config as k8s_config
 from kubernetes.aio.client.exceptions import ApiException
@@ -74,7 +75,14 @@ async def load_client(options: ProbeOptions) -> tuple[Any, str]:
             )
         else:
             return None, NO_CREDENTIALS
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
+    except (
+        k8s_config.ConfigException,
+        yaml.YAMLError,
+        OSError,
+        KeyError,
+        ValueError,
+        TypeError,
+    ) as exc:  # what the loader raises for files it cannot use
         if explicit:
             raise OptionsError("kubeconfig", f"{path}: {describe(exc)}") from exc
         return None, f"the kubeconfig {path} cannot be used: {describe(exc)}"
