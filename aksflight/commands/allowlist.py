@@ -109,11 +109,12 @@ def _source_cidrs(flags: Sequence[str], configured: Sequence[str]) -> list[str]:
     return list(flags or configured)
 
 
-def dns_resolver(nameservers: Sequence[str], timeout: float = 3.0) -> Resolver:
+def dns_resolver(nameservers: Sequence[str], *, port: int = 53, timeout: float = 3.0) -> Resolver:
     """A resolver for `--resolve`: A and AAAA answers; no answer gives an empty tuple."""
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = list(nameservers)
+        resolver.port = port
     else:
         resolver = dns.resolver.Resolver()
     resolver.lifetime = timeout
@@ -123,10 +124,13 @@ def dns_resolver(nameservers: Sequence[str], timeout: float = 3.0) -> Resolver:
         for rdtype in ("A", "AAAA"):
             try:
                 answer = resolver.resolve(host, rdtype)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-                continue
-            except dns.exception.Timeout:
-                continue
+            except (
+                dns.resolver.NXDOMAIN,
+                dns.resolver.NoAnswer,
+                dns.resolver.NoNameservers,
+                dns.exception.Timeout,
+            ):
+                continue  # the name gets no rule; render_allowlist warns about it
             found.extend(record.to_text() for record in answer)
         return tuple(a for a in found if is_ip_address(a))
 
