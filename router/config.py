@@ -153,10 +153,14 @@ class ServiceConfig(_Strict):
 
 
 class KubernetesDiscoveryConfig(_Strict):
-    """Watch EndpointSlices labelled with `service_label` (its value is the service name)."""
+    """Watch EndpointSlices labelled with `service_label`; its value names the web service.
+
+    The default is the label Kubernetes itself puts on every EndpointSlice, so the Kubernetes
+    Service only has to carry the web service's name.
+    """
 
     namespace: str = "default"
-    service_label: str = "aksflight.io/webservice"
+    service_label: str = "kubernetes.io/service-name"
     port_name: str | None = None
     kubeconfig: Path | None = None
     in_cluster: bool = False

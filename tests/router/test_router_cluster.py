@@ -20,7 +20,7 @@ from router.peers import KubernetesPeers
 from router.scalers import KubernetesScaler
 from tests.router.router_support import backend, router, router_config, run
 
-LABEL = "aksflight.io/webservice"
+LABEL = "kubernetes.io/service-name"
 
 
 def _slice(name: str, service: str, port: int, endpoints: list[tuple[str, bool]]) -> Object:
