@@ -79,7 +79,12 @@ def plan_mermaid(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
 
 
 def dot_quote(text: str) -> str:
-    """`text` as a DOT quoted string (on one line, backslashes and quotes escaped)."""
+    """`text` as a DOT quoted string (on one line, backslashes and quotes escaped).
+
+    In a node name DOT keeps `\\\\` as two characters (only `\\"` is an escape), so a name
+    with a backslash shows it doubled; labels are escStrings and show it once. Doubling
+    every backslash is what keeps a trailing one from escaping the closing quote.
+    """
     flat = one_line(text).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{flat}"'
 
@@ -110,7 +115,8 @@ def plan_dot(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
                 attrs = f"tooltip={dot_quote(check.purpose or node)}"
                 if check.unprobeable_reason:
                     attrs += ', style="rounded,dashed"'
-            lines.append(f"    {dot_quote(node)} [{attrs}];")
+            # The label is an escString: with every backslash doubled it shows the id as is.
+            lines.append(f"    {dot_quote(node)} [label={dot_quote(node)}, {attrs}];")
         lines.append("  }")
     for before, after in sorted(plan.graph.edges):
         lines.append(f"  {dot_quote(before)} -> {dot_quote(after)};")

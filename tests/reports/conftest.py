@@ -28,7 +28,9 @@ from rules.plan import Plan, build_plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-HOSTILE = '<script>alert("x")</script> | a \'quote\' `tick` *star* [link](x) & more\nsecond line\x1b[31m'
+HOSTILE = (
+    "<script>alert(\"x\")</script> | a 'quote' `tick` *star* [link](x) & more\nsecond line\x1b[31m"
+)
 
 
 def small_requirements(purpose: str = "the API", note: str = "a wildcard") -> list[Requirement]:
@@ -78,8 +80,9 @@ def small_plan() -> Plan:
 
 
 def observation(check_id: str, status: ProbeStatus, ms: float, **evidence: object) -> Observation:
-    return Observation(check_id, status, ms, detail="" if status is ProbeStatus.OK else "nope",
-                       evidence=evidence)
+    return Observation(
+        check_id, status, ms, detail="" if status is ProbeStatus.OK else "nope", evidence=evidence
+    )
 
 
 def small_evaluation(plan: Plan, reason: str = "timeout: nope", timed: bool = True) -> Evaluation:
@@ -91,25 +94,45 @@ def small_evaluation(plan: Plan, reason: str = "timeout: nope", timed: bool = Tr
         return {"started_ms": ms} if timed else {}
 
     findings = (
-        Finding(checks["dns:api.example.test"], Status.PASS, "203.0.113.7 from 10.0.0.53",
-                observation("dns:api.example.test", ProbeStatus.OK, 12.5,
-                            addresses=["203.0.113.7"], **at(0.0))),
-        Finding(checks["tcp:api.example.test:443"], Status.FAIL, reason,
-                observation("tcp:api.example.test:443", ProbeStatus.TIMEOUT, 3000.0, **at(12.5)),
-                remediation="allow TCP 443 to api.example.test"),
-        Finding(checks["tls:api.example.test:443"], Status.BLOCKED,
-                "not run: waits on tcp:api.example.test:443, which failed",
-                blocked_by="tcp:api.example.test:443",
-                remediation="fix tcp:api.example.test:443 first"),
-        Finding(checks["http:api.example.test:443"], Status.BLOCKED,
-                "not run: waits on tcp:api.example.test:443, which failed",
-                blocked_by="tcp:api.example.test:443",
-                remediation="fix tcp:api.example.test:443 first"),
-        Finding(checks["dns:db.example.test"], Status.WARN, "nxdomain: nope",
-                observation("dns:db.example.test", ProbeStatus.NXDOMAIN, 8.0, **at(3012.5)),
-                remediation="create the record"),
-        Finding(checks["tcp:db.example.test:5432"], Status.SKIPPED,
-                "dns:db.example.test was skipped"),
+        Finding(
+            checks["dns:api.example.test"],
+            Status.PASS,
+            "203.0.113.7 from 10.0.0.53",
+            observation(
+                "dns:api.example.test", ProbeStatus.OK, 12.5, addresses=["203.0.113.7"], **at(0.0)
+            ),
+        ),
+        Finding(
+            checks["tcp:api.example.test:443"],
+            Status.FAIL,
+            reason,
+            observation("tcp:api.example.test:443", ProbeStatus.TIMEOUT, 3000.0, **at(12.5)),
+            remediation="allow TCP 443 to api.example.test",
+        ),
+        Finding(
+            checks["tls:api.example.test:443"],
+            Status.BLOCKED,
+            "not run: waits on tcp:api.example.test:443, which failed",
+            blocked_by="tcp:api.example.test:443",
+            remediation="fix tcp:api.example.test:443 first",
+        ),
+        Finding(
+            checks["http:api.example.test:443"],
+            Status.BLOCKED,
+            "not run: waits on tcp:api.example.test:443, which failed",
+            blocked_by="tcp:api.example.test:443",
+            remediation="fix tcp:api.example.test:443 first",
+        ),
+        Finding(
+            checks["dns:db.example.test"],
+            Status.WARN,
+            "nxdomain: nope",
+            observation("dns:db.example.test", ProbeStatus.NXDOMAIN, 8.0, **at(3012.5)),
+            remediation="create the record",
+        ),
+        Finding(
+            checks["tcp:db.example.test:5432"], Status.SKIPPED, "dns:db.example.test was skipped"
+        ),
     )
     return Evaluation(
         findings=findings,
@@ -135,7 +158,7 @@ def hostile_plan() -> Plan:
         Requirement(
             id="t/evil",
             catalogue="t",
-            host="evil\"&x.ex{a}mple|te;st`end#1\\",
+            host='evil"&x.ex{a}mple|te;st`end#1\\',
             port=443,
             protocol=Protocol.TCP,
             phases=(Phase.SERVING,),
@@ -165,13 +188,18 @@ def hostile_evaluation(plan: Plan) -> Evaluation:
     base = small_evaluation(plan, reason=HOSTILE)
     evil = [c for c in plan.checks.values() if c.target.startswith(("evil", "<acr>"))]
     extra = tuple(
-        Finding(check, Status.FAIL, HOSTILE,
-                observation(check.id, ProbeStatus.REFUSED, 1.0, note=HOSTILE, started_ms=5.0),
-                remediation=HOSTILE)
+        Finding(
+            check,
+            Status.FAIL,
+            HOSTILE,
+            observation(check.id, ProbeStatus.REFUSED, 1.0, note=HOSTILE, started_ms=5.0),
+            remediation=HOSTILE,
+        )
         for check in evil
     )
-    return Evaluation(base.findings + extra, base.phases, base.verdict, base.first_failing_phase,
-                      base.duration_s)
+    return Evaluation(
+        base.findings + extra, base.phases, base.verdict, base.first_failing_phase, base.duration_s
+    )
 
 
 def example_plan(name: str = "key-auth-auto-domain.yaml") -> Plan:

@@ -12,8 +12,12 @@ from rules.model import Phase, Protocol, Requirement
 from rules.plan import Plan, build_plan
 from tests.reports.conftest import example_plan, small_requirements
 
-API = ["dns:api.example.test", "tcp:api.example.test:443", "tls:api.example.test:443",
-       "http:api.example.test:443"]
+API = [
+    "dns:api.example.test",
+    "tcp:api.example.test:443",
+    "tls:api.example.test:443",
+    "http:api.example.test:443",
+]
 
 
 def _check(cid: str, kind: str, depends_on: list[str], **over: object) -> dict[str, object]:
@@ -40,12 +44,27 @@ def _check(cid: str, kind: str, depends_on: list[str], **over: object) -> dict[s
     return base
 
 
-def _requirement(rid: str, host: str, port: int, protocol: str, **over: object) -> dict[str, object]:
+def _requirement(
+    rid: str, host: str, port: int, protocol: str, **over: object
+) -> dict[str, object]:
     base: dict[str, object] = {
-        "id": rid, "catalogue": "t", "host": host, "port": port, "protocol": protocol,
-        "phases": ["router-install"], "purpose": "", "source": "", "breaks": "",
-        "severity": "fail", "probed": True, "checks": [], "note": "", "wildcard": False,
-        "service_tag": None, "fqdn_tag": None, "private_endpoint": False,
+        "id": rid,
+        "catalogue": "t",
+        "host": host,
+        "port": port,
+        "protocol": protocol,
+        "phases": ["router-install"],
+        "purpose": "",
+        "source": "",
+        "breaks": "",
+        "severity": "fail",
+        "probed": True,
+        "checks": [],
+        "note": "",
+        "wildcard": False,
+        "service_tag": None,
+        "fqdn_tag": None,
+        "private_endpoint": False,
         "private_link_zone": None,
     }
     base.update(over)
@@ -81,18 +100,50 @@ EXPECTED = {
         _check("tcp:db.example.test:5432", "tcp", ["dns:db.example.test"]),
     ],
     "requirements": [
-        _requirement("t/api", "api.example.test", 443, "https",
-                     phases=["router-install", "serving"], purpose="the API", source="doc A",
-                     breaks="install hangs", checks=API),
-        _requirement("t/data", "*.data.example.test", 443, "https", purpose="layers",
-                     source="doc B", probed=False, note="a wildcard", wildcard=True),
-        _requirement("t/db", "db.example.test", 5432, "tcp", phases=["serving"],
-                     purpose="feature store", source="config", breaks="scoring fails",
-                     severity="warn", checks=["dns:db.example.test", "tcp:db.example.test:5432"]),
+        _requirement(
+            "t/api",
+            "api.example.test",
+            443,
+            "https",
+            phases=["router-install", "serving"],
+            purpose="the API",
+            source="doc A",
+            breaks="install hangs",
+            checks=API,
+        ),
+        _requirement(
+            "t/data",
+            "*.data.example.test",
+            443,
+            "https",
+            purpose="layers",
+            source="doc B",
+            probed=False,
+            note="a wildcard",
+            wildcard=True,
+        ),
+        _requirement(
+            "t/db",
+            "db.example.test",
+            5432,
+            "tcp",
+            phases=["serving"],
+            purpose="feature store",
+            source="config",
+            breaks="scoring fails",
+            severity="warn",
+            checks=["dns:db.example.test", "tcp:db.example.test:5432"],
+        ),
     ],
     "timeline": [
-        [API[0]], [API[1]], [API[2]], [API[3]], ["phase:router-install"],
-        ["dns:db.example.test"], ["tcp:db.example.test:5432"], ["phase:serving"],
+        [API[0]],
+        [API[1]],
+        [API[2]],
+        [API[3]],
+        ["phase:router-install"],
+        ["dns:db.example.test"],
+        ["tcp:db.example.test:5432"],
+        ["phase:serving"],
     ],
 }
 
@@ -128,7 +179,9 @@ def test_unprobeable_check_says_why_and_requirement_lists_its_checks() -> None:
     assert by_id["azureml-aks/mcr-data"]["probed"] is False
     assert by_id["azureml-aks/mcr-data"]["wildcard"] is True
     assert by_id["azureml-aks/mcr"]["checks"] == [
-        "dns:mcr.microsoft.com", "tcp:mcr.microsoft.com:443", "tls:mcr.microsoft.com:443",
+        "dns:mcr.microsoft.com",
+        "tcp:mcr.microsoft.com:443",
+        "tls:mcr.microsoft.com:443",
         "http:mcr.microsoft.com:443",
     ]
 
@@ -152,9 +205,15 @@ def test_timeline_covers_every_node_once() -> None:
 def _large_plan(hosts: int) -> Plan:
     reqs = small_requirements() + [
         Requirement(
-            id=f"x/{i}", catalogue="extra", host=f"dep{i}.example.com", port=443,
-            protocol=Protocol.HTTPS, phases=(Phase.SERVING,), purpose=f"dependency {i}",
-            source="config: extra_dependencies", breaks="scoring fails",
+            id=f"x/{i}",
+            catalogue="extra",
+            host=f"dep{i}.example.com",
+            port=443,
+            protocol=Protocol.HTTPS,
+            phases=(Phase.SERVING,),
+            purpose=f"dependency {i}",
+            source="config: extra_dependencies",
+            breaks="scoring fails",
         )
         for i in range(hosts)
     ]
