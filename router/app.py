@@ -310,6 +310,7 @@ class Router:
         wait_seconds = config.max_request_wait_time / 1000
         tried: frozenset[str] = frozenset()
         for _attempt in range(MAX_ATTEMPTS):
+            request.cancel_on_disconnect = asyncio.current_task()
             try:
                 replica = await service.pool.acquire(wait_seconds, tried)
             except QueueTimeout:
@@ -318,6 +319,8 @@ class Router:
             except NoReplicas:
                 _error(response, 503, "the service has no replica available")
                 return
+            finally:
+                request.cancel_on_disconnect = None
             outcome.replica = replica.name
             try:
                 await self._forward(

@@ -97,6 +97,7 @@ class Request:
 
     __slots__ = (
         "body",
+        "cancel_on_disconnect",
         "connection",
         "content_length",
         "headers",
@@ -120,6 +121,7 @@ class Request:
         self.version = "1.1"
         self.remote = connection.remote
         self.body = BodyReader(connection)
+        self.cancel_on_disconnect: asyncio.Task[Any] | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -208,6 +210,7 @@ class ServerConnection(asyncio.Protocol):
         self._closing = False
         self._discarding = False
         self._discarded = 0
+        self._eof = False
         self.remote = ""
 
     # -- transport events -------------------------------------------------------------------
@@ -231,9 +234,24 @@ class ServerConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._bad_request()
 
+    def eof_received(self) -> bool:
+        """The client stopped sending: like nginx, take it as leaving for what still waits in
+        the queue; what a replica already works on is answered, then the connection closes."""
+        self._eof = True
+        if self._current is not None and not self._current.body.complete:
+            self._current.body.finish(failed=True)
+        self._cancel_waiting()
+        return self._worker is not None
+
+    def _cancel_waiting(self) -> None:
+        for waiting in (self._current, *self._queue):
+            if waiting is not None and waiting.cancel_on_disconnect is not None:
+                waiting.cancel_on_disconnect.cancel()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._transport = None
+        self._cancel_waiting()
         if self._current is not None:
             self._current.body.finish(failed=not self._current.body.complete)
         for request in self._queue:
@@ -321,7 +339,7 @@ class ServerConnection(asyncio.Protocol):
                 if not request.body.complete:
                     self._linger()
                     return
-                if response.close_after or not request.keep_alive:
+                if response.close_after or not request.keep_alive or self._eof:
                     self._close()
                     return
                 self.resume_reading()

@@ -143,3 +143,51 @@ def test_curl_with_a_large_upload_gets_its_answer() -> None:
                 assert b'"bytes": 3000000' in output
 
     run(scenario())
+
+
+def test_half_closed_client_still_gets_its_answer() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE)
+                writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 5)  # read() returns at close
+                assert answer.startswith(b"HTTP/1.1 200 OK")
+                assert answer.endswith(b"}")
+                writer.close()
+
+    run(scenario())
+
+
+def test_a_client_that_leaves_the_queue_never_reaches_a_replica() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            service = {"name": "m", "replicas": [model.url], "max_request_wait_time": 3000}
+            async with router(router_config([service])) as server:
+                assert server.port is not None
+                busy = asyncio.ensure_future(
+                    _exchange(
+                        server.port,
+                        b"POST %s?delay=0.4 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                        % SCORE,
+                        b"}",
+                    )
+                )
+                await asyncio.sleep(0.1)
+                _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                pool = server.router.services["m"].pool
+                assert pool.load().queued == 1
+                writer.close()
+                await asyncio.sleep(0.05)
+                assert pool.load().queued == 0
+                assert (await busy).startswith(b"HTTP/1.1 200 OK")
+                await asyncio.sleep(0.1)
+                assert model.hits == 1
+
+    run(scenario())
