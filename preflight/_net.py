@@ -4,7 +4,6 @@ by their type (and errno), and small address helpers."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import ssl
 from collections.abc import Iterator, Mapping
 
@@ -89,11 +88,3 @@ def host_port(address: str, port: int) -> str:
 
 def url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
-
-
-def is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
