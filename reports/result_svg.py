@@ -10,6 +10,7 @@ Built as an ElementTree so every label is escaped by the serialiser.
 
 from __future__ import annotations
 
+import heapq
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -117,18 +118,18 @@ def _unplanned(findings: dict[str, Finding], plan: Plan, start: float, end: floa
 
 
 def _rows(bars: list[Bar], gap: float) -> list[tuple[Bar, int]]:
-    """Greedy interval packing: each bar in the first row free at its start."""
-    row_ends: list[float] = []
+    """Interval packing: each bar goes in the row that fell free earliest, if it is free by
+    the bar's start, else in a new row (a heap keeps this n log n for large plans)."""
+    free_at: list[tuple[float, int]] = []  # (end of the row's last bar + gap, row)
+    rows = 0
     placed = []
     for bar in sorted(bars, key=lambda b: (b.start, b.end, b.finding.check.id)):
-        for row, row_end in enumerate(row_ends):
-            if row_end <= bar.start:
-                row_ends[row] = bar.end + gap
-                placed.append((bar, row))
-                break
+        if free_at and free_at[0][0] <= bar.start:
+            _, row = heapq.heappop(free_at)
         else:
-            row_ends.append(bar.end + gap)
-            placed.append((bar, len(row_ends) - 1))
+            row, rows = rows, rows + 1
+        heapq.heappush(free_at, (bar.end + gap, row))
+        placed.append((bar, row))
     return placed
 
 
@@ -165,14 +166,16 @@ def timeline_svg(evaluation: Evaluation, plan: Plan, plot: Layout | None = None)
     lane_tops: dict[Phase, tuple[float, float]] = {}
     body = ET.Element("g")
     for index, phase in enumerate(sorted(lanes, key=PHASE_ORDER.index)):
-        placed = _rows(lanes[phase], gap=min_width_units)
+        placed = _rows(lanes[phase], gap=min_width_units if plot.timed else 0.0)
         rows = max((row for _, row in placed), default=0) + 1
-        bar_h = max(2.0, min(14.0, (MAX_LANE_H - 2 * LANE_PAD) / rows - 3))
-        lane_h = max(58.0, rows * (bar_h + 3) + 2 * LANE_PAD)
+        # Rows 17 px apart until the lane would pass MAX_LANE_H; then closer (large plans).
+        pitch = min(17.0, (MAX_LANE_H - 2 * LANE_PAD) / rows)
+        bar_h = pitch - 3 if pitch >= 6 else pitch * 0.8
+        lane_h = max(58.0, rows * pitch + 2 * LANE_PAD)
         lane_tops[phase] = (y, lane_h)
         _lane(body, phase, index=index, verdict=verdicts.get(phase), y=y, height=lane_h)
         for bar, row in placed:
-            top = y + LANE_PAD + row * (bar_h + 3)
+            top = y + LANE_PAD + row * pitch
             body.append(_bar(bar, top, bar_h, scale, plot.timed))
         y += lane_h
     height = y + 6
