@@ -29,6 +29,7 @@ LINGER_SECONDS = 5.0
 LINGER_BYTES = 256 * 1024 * 1024
 Headers = list[tuple[bytes, bytes]]
 
+BODILESS = frozenset({204, 304})
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -153,7 +154,12 @@ class Response:
         return b"".join(lines)
 
     def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> None:
-        head = self._head(status, headers, b"content-length: %d\r\n" % len(body))
+        if status in BODILESS:
+            body = b""
+            framing = b""
+        else:
+            framing = b"content-length: %d\r\n" % len(body)
+        head = self._head(status, headers, framing)
         self._connection.write(head + body)
         self.bytes_sent = len(body)
         self.finished = True
@@ -161,7 +167,9 @@ class Response:
     def start(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], length: int | None
     ) -> None:
-        if length is None and self._request.version == "1.0":
+        if status in BODILESS:
+            framing = b""
+        elif length is None and self._request.version == "1.0":
             self.close_after = True
             framing = b""
         elif length is None:

@@ -67,6 +67,8 @@ class Backend:
             self.received_bytes += size
             if delay:
                 await asyncio.sleep(delay)
+            if "status" in request.query:
+                return web.Response(status=int(request.query["status"]))
             if "stream" in request.query:
                 response = web.StreamResponse(headers={"x-ms-run-fn-exec-ms": "1"})
                 await response.prepare(request)

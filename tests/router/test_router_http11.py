@@ -191,3 +191,22 @@ def test_a_client_that_leaves_the_queue_never_reaches_a_replica() -> None:
                 assert model.hits == 1
 
     run(scenario())
+
+
+def test_bodiless_statuses_keep_the_connection_usable() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                two = (
+                    b"POST %s?status=204 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % (SCORE, SCORE)
+                )
+                answer = await _exchange(server.port, two, b'"backend"')
+                first, _, rest = answer.partition(b"\r\n\r\n")
+                assert first.startswith(b"HTTP/1.1 204 No Content")
+                assert b"content-length" not in first and b"transfer-encoding" not in first
+                assert rest.startswith(b"HTTP/1.1 200 OK")
+
+    run(scenario())
