@@ -11,7 +11,7 @@ from typing import Any
 
 from aksflight.commands.common import add_config_flags, load_plan
 from aksflight.errors import UsageError
-from aksflight.output import write_output
+from aksflight.output import console_options, write_output
 from rules.model import Evaluation, Status
 
 FORMATS = ("table", "json", "junit", "markdown", "html")
@@ -105,15 +105,10 @@ def probe_options(args: argparse.Namespace, nameservers: list[str]) -> Any:
 
 def run_checks(plan: Any, options: Any, *, progress: bool) -> Evaluation:
     """Probe, then judge: the one path every command that checks goes through."""
-    from preflight.runner import run_plan
+    from preflight.progress import run_plan_with_progress
     from rules.evaluate import evaluate
 
-    if progress:
-        from preflight.progress import run_with_progress
-
-        result = run_with_progress(plan, options)
-    else:
-        result = asyncio.run(run_plan(plan, options))
+    result = asyncio.run(run_plan_with_progress(plan, options, enabled=progress))
     return evaluate(plan, result.observations, result.duration_s)
 
 
@@ -132,5 +127,6 @@ def run(args: argparse.Namespace) -> int:
     evaluation = run_checks(plan, options, progress=show_progress)
     from reports import CHECK_FORMATS
 
-    write_output(CHECK_FORMATS[args.output](evaluation, plan), args.out, sys.stdout)
+    text = CHECK_FORMATS[args.output](evaluation, plan, console_options(args.out))
+    write_output(text, args.out, sys.stdout)
     return exit_code(evaluation, strict=args.strict)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aksflight.commands.common import add_config_flags, load_plan
-from aksflight.output import write_output
+from aksflight.output import console_options, write_output
 
 FORMATS = ("table", "json", "markdown", "mermaid", "dot")
 
@@ -31,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
     from reports import PLAN_FORMATS
 
     render = PLAN_FORMATS[args.output]
-    write_output(render(plan), args.out, sys.stdout)
+    write_output(render(plan, console_options(args.out)), args.out, sys.stdout)
     return 0
