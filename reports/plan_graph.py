@@ -19,8 +19,8 @@ from rules.plan import Plan, gate_id
 # -- Mermaid ------------------------------------------------------------------------------
 
 _MERMAID_ID_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
-# Label characters passed through as they are; anything else becomes `#<code>;`.
-_MERMAID_LABEL_SAFE = re.compile(r"[A-Za-z0-9 .:_/*,+=@()-]")
+# Label characters other than these become `#<code>;` (Mermaid's entity codes).
+_MERMAID_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9 .:_/*,+=@()-]")
 
 
 def mermaid_id(node: str) -> str:
@@ -32,44 +32,46 @@ def mermaid_id(node: str) -> str:
 
 def mermaid_label(text: str) -> str:
     """`text` as a quoted Mermaid label: unsafe characters as numeric entity codes."""
-    flat = one_line(text)
-    encoded = "".join(c if _MERMAID_LABEL_SAFE.fullmatch(c) else f"#{ord(c)};" for c in flat)
+    encoded = _MERMAID_LABEL_UNSAFE.sub(lambda m: f"#{ord(m.group())};", one_line(text))
     return f'"{encoded}"'
 
 
-def _phase_of(plan: Plan) -> dict[str, Phase]:
-    """Which phase box each node is drawn in: a check in its first phase, a gate in its own."""
-    placed = {check_id: check.phase for check_id, check in plan.checks.items()}
-    placed.update({gate_id(phase): phase for phase in plan.phases})
-    return placed
+def _boxes(plan: Plan) -> dict[Phase, list[str]]:
+    """The nodes drawn in each phase's box, in plan order: a check in its first phase, a
+    gate in its own."""
+    gates = {gate_id(phase): phase for phase in plan.phases}
+    boxes: dict[Phase, list[str]] = {phase: [] for phase in plan.phases}
+    for node in plan.order():
+        check = plan.checks.get(node)
+        phase = check.phase if check is not None else gates.get(node)
+        if phase in boxes:
+            boxes[phase].append(node)
+    return boxes
 
 
 def plan_mermaid(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
     """A Mermaid flowchart: a subgraph per phase, edges from prerequisite to dependant."""
     del options  # no width or colour in a diagram's source
-    placed = _phase_of(plan)
-    order = plan.order()
+    ids = {node: mermaid_id(node) for node in plan.graph}
     lines = ["flowchart LR"]
-    for phase in plan.phases:
+    for phase, nodes in _boxes(plan).items():
         title = f"{phase_number(phase)}. {PHASE_TITLES[phase]}"
         box = mermaid_id(f"phase-box:{phase.value}")
         lines.append(f"  subgraph {box}[{mermaid_label(title)}]")
         lines.append("    direction TB")
-        for node in order:
-            if placed.get(node) is not phase:
-                continue
+        for node in nodes:
             label = mermaid_label(node)
             shape = f"{{{{{label}}}}}" if node not in plan.checks else f"[{label}]"
-            lines.append(f"    {mermaid_id(node)}{shape}")
+            lines.append(f"    {ids[node]}{shape}")
         lines.append("  end")
     for before, after in sorted(plan.graph.edges):
-        lines.append(f"  {mermaid_id(before)} --> {mermaid_id(after)}")
+        lines.append(f"  {ids[before]} --> {ids[after]}")
     lines.append("  classDef gate fill:#e8eefc,stroke:#4a63b0,stroke-width:2px")
     lines.append("  classDef unprobed stroke-dasharray:5 3,color:#666")
-    gates = [mermaid_id(gate_id(phase)) for phase in plan.phases]
+    gates = [ids[gate_id(phase)] for phase in plan.phases]
     if gates:
         lines.append(f"  class {','.join(gates)} gate")
-    unprobed = [mermaid_id(c.id) for c in plan.checks.values() if c.unprobeable_reason]
+    unprobed = [ids[c.id] for c in plan.checks.values() if c.unprobeable_reason]
     if unprobed:
         lines.append(f"  class {','.join(sorted(unprobed))} unprobed")
     return "\n".join(lines) + "\n"
@@ -92,8 +94,6 @@ def dot_quote(text: str) -> str:
 def plan_dot(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
     """A Graphviz digraph: a cluster per phase, every id quoted."""
     del options
-    placed = _phase_of(plan)
-    order = plan.order()
     lines = [
         'digraph "aksflight plan" {',
         "  rankdir=LR;",
@@ -101,13 +101,11 @@ def plan_dot(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
         '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=10];',
         '  edge [color="#777777"];',
     ]
-    for phase in plan.phases:
+    for phase, nodes in _boxes(plan).items():
         title = f"{phase_number(phase)}. {PHASE_TITLES[phase]}"
         lines.append(f"  subgraph {dot_quote('cluster_' + phase.value)} {{")
         lines.append(f'    label={dot_quote(title)}; style="rounded"; color="#4a63b0";')
-        for node in order:
-            if placed.get(node) is not phase:
-                continue
+        for node in nodes:
             check = plan.checks.get(node)
             if check is None:
                 attrs = 'shape=hexagon, style="filled", fillcolor="#e8eefc"'
