@@ -57,6 +57,7 @@ HOP_BY_HOP = frozenset(
         "x-forwarded-for",
     }
 )
+_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
 RESPONSE_DROP = frozenset(
     {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", REQUEST_ID.encode()}
 )
@@ -348,9 +349,9 @@ class Router:
         target = f"{path}?{request.query}" if request.query else path
         lines = [f"{request.method} {target} HTTP/1.1\r\n".encode("latin-1")]
         lines.extend(
-            f"{name}: {value}\r\n".encode("latin-1")
-            for name, value in request.headers.items()
-            if name not in HOP_BY_HOP
+            b"%s: %s\r\n" % (name, value)
+            for name, value in request.raw_headers
+            if name not in _HOP_BY_HOP_BYTES
         )
         lines.append(f"x-ms-request-id: {request_id}\r\n".encode("latin-1"))
         forwarded = request.headers.get("x-forwarded-for")

@@ -30,6 +30,9 @@ LINGER_BYTES = 256 * 1024 * 1024
 Headers = list[tuple[bytes, bytes]]
 
 BODILESS = frozenset({204, 304})
+LOOKED_UP = frozenset(
+    {b"authorization", b"content-length", b"expect", b"x-ms-request-id", b"x-forwarded-for"}
+)
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -94,7 +97,11 @@ class BodyReader:
 
 
 class Request:
-    """One parsed request head; header names are lower-case."""
+    """One parsed request head.
+
+    `raw_headers` holds every header as sent (names lower-cased) for forwarding; `headers`
+    decodes only the few the router reads, which keeps the per-request cost down.
+    """
 
     __slots__ = (
         "body",
@@ -106,6 +113,7 @@ class Request:
         "method",
         "path",
         "query",
+        "raw_headers",
         "remote",
         "version",
     )
@@ -116,7 +124,8 @@ class Request:
         path, _, query = target.partition(b"?")
         self.path = path.decode("latin-1")
         self.query = query.decode("latin-1")
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, str] = {}  # only the LOOKED_UP names, decoded
+        self.raw_headers: list[tuple[bytes, bytes]] = []  # all of them, names lower-case
         self.content_length: int | None = None
         self.keep_alive = True
         self.version = "1.1"
@@ -289,10 +298,13 @@ class ServerConnection(asyncio.Protocol):
         if self._current is None:
             method = self._parser.get_method().decode("ascii")
             self._current = Request(self, method, self._url)
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        headers = self._current.headers
-        headers[key] = text if key not in headers else f"{headers[key]}, {text}"
+        lower = name.lower()
+        self._current.raw_headers.append((lower, value))
+        if lower in LOOKED_UP:
+            key = lower.decode("latin-1")
+            text = value.decode("latin-1")
+            headers = self._current.headers
+            headers[key] = text if key not in headers else f"{headers[key]}, {text}"
 
     def on_headers_complete(self) -> None:
         if self._current is None:

@@ -1,15 +1,22 @@
 """Prometheus metrics: counters and a latency histogram per request, pool gauges at scrape time.
 
-Gauges (queue depth, in flight per replica, replicas ready/desired) are read from the pools
-when /metrics is scraped, so the request path only pays for one counter and one histogram.
+The request path only adds to plain integers (one process, one event loop: no locks needed);
+prometheus_client turns them, and the pool gauges (queue depth, in flight per replica,
+replicas ready/desired), into the exposition format when /metrics is scraped.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from router.pool import ReplicaPool
@@ -52,6 +59,50 @@ class _PoolCollector(Collector):
         yield from (queue, in_flight, ready, desired)
 
 
+class _RequestStats(Collector):
+    """Requests by (service, code) and a latency histogram per service, as plain numbers."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int], int] = {}
+        self.buckets: dict[str, list[int]] = {}
+        self.sums: dict[str, float] = {}
+
+    def observe(self, service: str, status: int, seconds: float) -> None:
+        key = (service, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        buckets = self.buckets.get(service)
+        if buckets is None:
+            buckets = self.buckets[service] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self.sums[service] = 0.0
+        buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.sums[service] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "router_requests",
+            "Scoring requests by service and status code",
+            labels=["service", "code"],
+        )
+        for (service, status), count in sorted(self.counts.items()):
+            requests.add_metric([service, str(status)], count)
+        latency = HistogramMetricFamily(
+            "router_request_duration_seconds",
+            "Time from request received to response finished",
+            labels=["service"],
+        )
+        for service, counts in sorted(self.buckets.items()):
+            cumulative, total = [], 0
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+                total += count
+                cumulative.append((_bound(bound), total))
+            latency.add_metric([service], cumulative, self.sums[service])
+        yield from (requests, latency)
+
+
+def _bound(value: float) -> str:
+    return "+Inf" if value == float("inf") else repr(float(value))
+
+
 class RouterMetrics:
     """One registry per router instance, so tests and several routers never share counters."""
 
@@ -61,19 +112,9 @@ class RouterMetrics:
         desired: Callable[[], Mapping[str, int]],
     ) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "router_requests",
-            "Scoring requests by service and status code",
-            ["service", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "router_request_duration_seconds",
-            "Time from request received to response finished",
-            ["service"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
+        self._stats = _RequestStats()
+        self.registry.register(self._stats)
+        self.observe = self._stats.observe
         self.retries = Counter(
             "router_replica_retries",
             "Requests sent again because a replica refused or died",
@@ -81,19 +122,6 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(pools, desired))
-        # Label lookups cost more than the update itself; keep the children at hand.
-        self._counters: dict[tuple[str, int], Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
-
-    def observe(self, service: str, status: int, seconds: float) -> None:
-        counter = self._counters.get((service, status))
-        if counter is None:
-            counter = self._counters[(service, status)] = self.requests.labels(service, str(status))
-        histogram = self._histograms.get(service)
-        if histogram is None:
-            histogram = self._histograms[service] = self.latency.labels(service)
-        counter.inc()
-        histogram.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
