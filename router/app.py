@@ -146,11 +146,11 @@ class Router:
             auth = build_authenticator(service_config.auth, service_config.name)
             current = self.services.get(service_config.name)
             if current is None:
-                current = Service(
-                    service_config,
-                    ReplicaPool(service_config.replica_max_concurrent_requests),
-                    auth,
+                pool = ReplicaPool(
+                    service_config.replica_max_concurrent_requests,
+                    on_removed=self.upstreams.drop,
                 )
+                current = Service(service_config, pool, auth)
                 self.services[service_config.name] = current
             current.config = service_config
             current.auth = auth

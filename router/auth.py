@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -55,16 +56,28 @@ class KeyAuthenticator:
 class _JwksKeys:
     """Signing keys of an external issuer, fetched off the event loop and cached by kid."""
 
-    def __init__(self, url: str) -> None:
-        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+    def __init__(self, url: str, lifespan: float = 300.0) -> None:
+        self._client = jwt.PyJWKClient(url, cache_keys=True, lifespan=int(lifespan), timeout=5)
+        self._lifespan = lifespan
+        self._keys: dict[str, tuple[float, Any]] = {}
 
     async def key_for(self, token: str) -> Any:
+        """A known kid is answered from memory; only a new one costs a thread (and a fetch)."""
+        try:
+            kid = str(jwt.get_unverified_header(token).get("kid"))
+        except jwt.DecodeError as exc:
+            raise AuthError(f"token header unreadable: {exc}") from exc
+        cached = self._keys.get(kid)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self._lifespan:
+            return cached[1]
         try:
             signing_key = await asyncio.to_thread(self._client.get_signing_key_from_jwt, token)
         except jwt.PyJWKClientError as exc:
             raise AuthError(f"no signing key for the token: {exc}") from exc
         except jwt.DecodeError as exc:
             raise AuthError(f"token header unreadable: {exc}") from exc
+        self._keys[kid] = (now, signing_key.key)
         return signing_key.key
 
 

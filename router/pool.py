@@ -81,8 +81,14 @@ class _LoadMeter:
 class ReplicaPool:
     """Hands out replica slots fairly: least-loaded replica first, waiting requests in order."""
 
-    def __init__(self, capacity_per_replica: int = 1, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        capacity_per_replica: int = 1,
+        clock: Clock = time.monotonic,
+        on_removed: Callable[[str], None] | None = None,
+    ) -> None:
         self.capacity = capacity_per_replica
+        self._on_removed = on_removed
         self._clock = clock
         self._replicas: dict[str, Replica] = {}
         self._waiters: deque[_Waiter] = deque()
@@ -101,7 +107,7 @@ class ReplicaPool:
         wanted = list(dict.fromkeys(urls))
         for url in list(self._replicas):
             if url not in wanted:
-                self._replicas.pop(url).removed = True
+                self.remove(url)
         for url in wanted:
             self._replicas.setdefault(url, Replica(url))
         self._wake()
@@ -115,6 +121,8 @@ class ReplicaPool:
         replica = self._replicas.pop(url, None)
         if replica is not None:
             replica.removed = True
+            if self._on_removed is not None:
+                self._on_removed(url)
 
     def take_out_of_rotation(self, replica: Replica, retry_after: float) -> None:
         """A replica that refused or died gets no new requests until a health check passes."""

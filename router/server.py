@@ -209,11 +209,11 @@ class RouterServer:
 
 async def _serve(config_path: Path, on_ready: Callable[[RouterServer], None] | None) -> None:
     server = RouterServer(load_config(config_path), config_path)
-    await server.start()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGHUP, server.reload)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: asyncio.ensure_future(server.stop()))
+    await server.start()
     if on_ready is not None:
         on_ready(server)
     await server.wait_stopped()

@@ -214,6 +214,7 @@ class _ReplicaConnections:
         self.host = host
         self.port = port
         self.authority = authority
+        self.closed = False
         self._idle: list[Exchange] = []
 
     async def take(self, fresh: bool) -> Exchange:
@@ -235,13 +236,17 @@ class _ReplicaConnections:
         return exchange
 
     def put_back(self, exchange: Exchange) -> None:
-        self._idle.append(exchange)
+        if self.closed:
+            exchange.abort()
+        else:
+            self._idle.append(exchange)
 
     def forget(self, exchange: Exchange) -> None:
         with contextlib.suppress(ValueError):
             self._idle.remove(exchange)
 
     def close(self) -> None:
+        self.closed = True
         for exchange in list(self._idle):
             exchange.abort()
         self._idle.clear()
@@ -313,6 +318,7 @@ class UpstreamPool:
         self._replicas.clear()
 
     def drop(self, base_url: str) -> None:
+        """A replica left or failed: close its idle connections (busy ones finish first)."""
         connections = self._replicas.pop(base_url, None)
         if connections is not None:
             connections.close()
