@@ -58,9 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Every package's bad-input exception: each becomes one line and exit code 2."""
+    from aksflight.lab.errors import LabError
+    from preflight.errors import PreflightError
+    from reports.errors import ReportsError
     from rules.errors import RulesError
 
+    return (UsageError, RulesError, PreflightError, ReportsError, LabError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    input_errors = _input_errors()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -69,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         return int(handler(args))
-    except (UsageError, RulesError) as exc:
+    except input_errors as exc:
         print(f"aksflight: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
