@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import subprocess
 
+import httpx
 import pytest
 
 from tests.router.router_support import backend, router, router_config, run
@@ -208,5 +209,50 @@ def test_bodiless_statuses_keep_the_connection_usable() -> None:
                 assert first.startswith(b"HTTP/1.1 204 No Content")
                 assert b"content-length" not in first and b"transfer-encoding" not in first
                 assert rest.startswith(b"HTTP/1.1 200 OK")
+
+    run(scenario())
+
+
+async def _raw_backend(answer: bytes) -> asyncio.Server:
+    """A replica that reads one request head and sends `answer` verbatim, then closes."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil-close", b"until-close"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 400000\r\n\r\n" + b"L" * 400_000, b"L" * 400_000),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"abcde",
+        ),
+    ],
+    ids=["read-until-close", "large-with-length", "chunked"],
+)
+def test_response_framings_from_the_replica(answer: bytes, body: bytes) -> None:
+    async def scenario() -> None:
+        replica = await _raw_backend(answer)
+        port = replica.sockets[0].getsockname()[1]
+        config = router_config([{"name": "m", "replicas": [f"http://127.0.0.1:{port}"]}])
+        try:
+            async with (
+                router(config) as server,
+                httpx.AsyncClient(base_url=server.base_url) as client,
+            ):
+                for _ in range(2):  # the second one proves the client connection survived
+                    got = await client.post("/api/v1/service/m/score", content=b"{}")
+                    assert got.status_code == 200
+                    assert got.content == body
+        finally:
+            replica.close()
 
     run(scenario())
