@@ -200,6 +200,7 @@ class RouterConfig(_Strict):
     replay_buffer_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024
     replica_retry_seconds: PositiveFloat = 1.0
     reload_seconds: Annotated[float, Field(ge=0)] = 1.0
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     peers: PeersConfig = Field(default_factory=PeersConfig)

@@ -69,6 +69,7 @@ class RouterServer:
         self._probe_session: aiohttp.ClientSession | None = None
         self._scaler = build_scaler(config, self.cluster_api)
         self._stopped = asyncio.Event()
+        self._stopping = False
 
     def _mtime(self) -> float | None:
         if self.config_path is None:
@@ -139,6 +140,18 @@ class RouterServer:
                 self._spawn(autoscaler.run())
 
     async def stop(self) -> None:
+        """Stop accepting, let requests in flight or queued finish (up to the grace), then stop.
+
+        Readiness turns 503 first, so a load balancer stops sending while the router drains.
+        """
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        self.router.ready = False
+        if self._server is not None:
+            self._server.close()
+        await self._drain(self.config.shutdown_grace_seconds)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -146,7 +159,6 @@ class RouterServer:
                 await task
         self._tasks.clear()
         if self._server is not None:
-            self._server.close()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1):
                     await self._server.wait_closed()
@@ -156,6 +168,16 @@ class RouterServer:
             await self._scaler.close()
         await self.router.close()
         self._stopped.set()
+
+    async def _drain(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while loop.time() < deadline:
+            loads = [service.pool.load() for service in self.router.services.values()]
+            if not any(load.in_flight or load.queued for load in loads):
+                return
+            await asyncio.sleep(0.02)
+        log.warning("stopping with requests still in flight after %s s", seconds)
 
     def reload(self) -> None:
         """Re-read the configuration file; a bad file is logged and the old one kept."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 from tests.router.router_support import backend, dumps, free_port, router, router_config, run
 
@@ -230,5 +231,32 @@ def test_nothing_is_retried_after_the_replica_sent_bytes() -> None:
                 assert failed
                 assert broken.hits == 1
                 assert healthy.hits == 0
+
+    run(scenario())
+
+
+def test_stopping_lets_requests_in_flight_finish_and_turns_readiness_off() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            service = _service("g", [model.url])
+            from router.config import parse_config
+            from router.server import RouterServer
+
+            server = RouterServer(parse_config(router_config([service])))
+            await server.start()
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                assert (await client.get("/readyz")).status_code == 200
+                slow = asyncio.ensure_future(
+                    client.post(SCORE.format("g") + "?delay=0.4", content=b"{}")
+                )
+                await asyncio.sleep(0.1)
+                stopping = asyncio.ensure_future(server.stop())
+                await asyncio.sleep(0.05)
+                assert not server.router.ready
+                async with httpx.AsyncClient() as fresh:
+                    with pytest.raises(httpx.ConnectError):
+                        await fresh.get(server.base_url + "/healthz")
+                assert (await slow).status_code == 200
+                await stopping
 
     run(scenario())
