@@ -266,8 +266,10 @@ class Router:
         outcome: _Outcome,
     ) -> None:
         id_header = (b"x-ms-request-id", request_id.encode())
+        open_swagger = path == "/swagger.json" and not service.config.swagger_requires_auth
         try:
-            await service.auth.check(request.headers.get("authorization"))
+            if not open_swagger:
+                await service.auth.check(request.headers.get("authorization"))
         except AuthError as exc:
             log.info("401 for %s (request %s): %s", service.config.name, request_id, exc)
             realm = f'Bearer realm="{service.config.name}"'.encode()

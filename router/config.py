@@ -146,6 +146,7 @@ class ServiceConfig(_Strict):
     replica_max_concurrent_requests: PositiveInt = 1
     max_request_wait_time: PositiveInt = 500
     scoring_timeout_ms: PositiveInt = 60_000
+    swagger_requires_auth: bool = True
     autoscale: AutoscaleConfig = Field(default_factory=lambda: AutoscaleConfig(enabled=False))
     data_collection: DataCollectionConfig = Field(default_factory=DataCollectionConfig)
     kubernetes: KubernetesTarget | None = None

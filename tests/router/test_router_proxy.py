@@ -46,6 +46,25 @@ def test_scores_through_the_v1_route_and_keeps_the_request_id() -> None:
     run(scenario())
 
 
+def test_swagger_can_be_opened_without_a_credential() -> None:
+    async def scenario() -> None:
+        keys = {"mode": "key", "primary_key": "p" * 20, "secondary_key": "s" * 20}
+        async with backend() as model:
+            services = [
+                _service("closed", [model.url], auth=keys),
+                _service("open", [model.url], auth=keys, swagger_requires_auth=False),
+            ]
+            async with (
+                router(router_config(services)) as server,
+                httpx.AsyncClient(base_url=server.base_url) as client,
+            ):
+                assert (await client.get("/api/v1/service/closed/swagger.json")).status_code == 401
+                assert (await client.get("/api/v1/service/open/swagger.json")).status_code == 200
+                assert (await client.post(SCORE.format("open"), content=b"{}")).status_code == 401
+
+    run(scenario())
+
+
 def test_streams_large_request_and_response_bodies() -> None:
     async def scenario() -> None:
         async with (
