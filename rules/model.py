@@ -82,7 +82,7 @@ class Requirement:
     host: str
     port: int | None
     protocol: Protocol
-    phases: tuple[Phase, ...]
+    phases: tuple[Phase, ...]  # in phase order, never empty
     purpose: str
     source: str
     breaks: str = ""
@@ -100,8 +100,8 @@ class Requirement:
 
     @property
     def phase(self) -> Phase:
-        """The first phase that needs it."""
-        return min(self.phases, key=lambda p: p.rank)
+        """The first phase that needs it (`phases` is kept in phase order)."""
+        return self.phases[0]
 
     @property
     def is_wildcard(self) -> bool:

@@ -11,6 +11,9 @@ import re
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _WILDCARD_PREFIX = "*."
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+)
 
 
 def check_label(value: str) -> str | None:
@@ -30,6 +33,10 @@ def check_hostname(value: str, *, allow_wildcard: bool = False) -> str | None:
     Lowercase only: callers lower-case user input first, so a rule never depends on case.
     A trailing dot is not accepted (firewalls disagree about it).
     """
+    if _HOSTNAME.fullmatch(value) and not value.rsplit(".", 1)[-1].isdigit():
+        return None  # the common case, decided by one compiled pattern
+    if allow_wildcard and value.startswith(_WILDCARD_PREFIX) and _HOSTNAME.fullmatch(value[2:]):
+        return check_hostname(value[2:])
     if not value.isascii():
         return "must be ASCII (no Unicode look-alikes)"
     if not value:

@@ -83,7 +83,14 @@ class Plan:
 
     def timeline(self) -> list[list[str]]:
         """Topological generations: what can run together, step by step."""
-        return [sorted(g) for g in nx.topological_generations(self.graph)]
+        level: dict[str, int] = {}
+        pred = self.graph.pred
+        for node in self.order():
+            level[node] = max((level[p] + 1 for p in pred[node]), default=0)
+        steps: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+        for node, step in level.items():
+            steps[step].append(node)
+        return [sorted(step) for step in steps]
 
     def checks_in(self, phase: Phase) -> list[Check]:
         """Checks whose first phase is `phase`, in plan order."""
@@ -175,8 +182,8 @@ _CHAIN = {
 
 def check_id(kind: CheckKind, host: str, port: int | None = None) -> str:
     if kind is CheckKind.DNS or port is None:
-        return f"{kind.value}:{host}"
-    return f"{kind.value}:{host}:{port}"
+        return f"{kind}:{host}"
+    return f"{kind}:{host}:{port}"
 
 
 def _chain(req: Requirement) -> list[tuple[CheckKind, int | None]]:
@@ -242,7 +249,7 @@ def _check_for(req: Requirement, kind: CheckKind, port: int | None, reason: str 
     """The check of one kind that tests `req` (DNS checks carry the private-endpoint facts)."""
     expect = True if req.private_endpoint else (None if req.catalogue == "extra" else False)
     is_dns = kind is CheckKind.DNS
-    node_id = check_id(kind, req.host, port) if req.kind is None else f"{kind.value}:{req.host}"
+    node_id = check_id(kind, req.host, port) if req.kind is None else f"{kind}:{req.host}"
     return Check(
         id=node_id,
         kind=kind,
@@ -309,15 +316,17 @@ def build_plan(
         if previous_gate is not None:
             graph.add_edge(previous_gate, gate)
         previous_gate = gate
-    prior = {p: gate_id(selected[i - 1]) for i, p in enumerate(selected) if i > 0}
+    gates = {p: gate_id(p) for p in selected}
+    prior = {p: gates[selected[i - 1]] for i, p in enumerate(selected) if i > 0}
     waits_in_phase = {
         b for a, b in builder.edges if builder.checks[a].phase is builder.checks[b].phase
     }
+    gate_edges: list[tuple[str, str]] = []
     for check in builder.checks.values():
-        for phase in check.phases:
-            graph.add_edge(check.id, gate_id(phase))
+        gate_edges.extend((check.id, gates[phase]) for phase in check.phases)
         gate_before = prior.get(check.phase)
         # A check that waits on another check of its own phase inherits the gate from it.
         if gate_before is not None and check.id not in waits_in_phase:
-            graph.add_edge(gate_before, check.id)
+            gate_edges.append((gate_before, check.id))
+    graph.add_edges_from(gate_edges)
     return Plan(reqs, builder.checks, graph, selected, keep_going)
