@@ -1,7 +1,9 @@
 """Azure Firewall Policy rule collection groups and NSG rules, built with azure-mgmt-network.
 
-Objects are the SDK's own models (mapping-based from azure-mgmt-network 31.0: built from
-keyword arguments, serialised with `as_dict()`), so the JSON is the REST shape Azure takes.
+Objects are the SDK's own models (mapping-based from azure-mgmt-network 31.0: each rule is
+built from its REST mapping, the rest from keyword arguments, and everything is serialised
+with `as_dict()`), so the JSON is the REST shape Azure takes. Building rules from mappings
+is also about twice as fast as from keyword arguments with nested models.
 HTTP/HTTPS to a name goes into application rules; everything else into network rules.
 """
 
@@ -35,52 +37,57 @@ def require_sources(allowlist: Allowlist, fmt: str) -> tuple[str, ...]:
     return tuple(safety.cidr(c, "source CIDR") for c in allowlist.source_cidrs)
 
 
-def _application_rule(rule: AllowRule, sources: list[str]) -> m.ApplicationRule:
-    protocol = m.FirewallPolicyRuleApplicationProtocol(
-        protocol_type="Https" if rule.protocol is Protocol.HTTPS else "Http",
-        port=safety.port(rule.port, rule.name),
-    )
+def _application_rule(rule: AllowRule, sources: list[str]) -> dict[str, Any]:
     where = f"rule {rule.name}"
-    common: dict[str, Any] = {
+    rest: dict[str, Any] = {
+        "ruleType": "ApplicationRule",
         "name": safety.name(rule.name, where),
         "description": rule.description(),
-        "source_addresses": sources,
-        "protocols": [protocol],
+        "sourceAddresses": sources,
+        "protocols": [
+            {
+                "protocolType": "Https" if rule.protocol is Protocol.HTTPS else "Http",
+                "port": safety.port(rule.port, where),
+            }
+        ],
     }
     if rule.destination.kind is Target.FQDN_TAG:
-        return m.ApplicationRule(fqdn_tags=[safety.tag(rule.destination.value, where)], **common)
-    wildcard = rule.destination.kind is Target.WILDCARD
-    fqdn = safety.host(rule.destination.value, where, wildcard=wildcard)
-    return m.ApplicationRule(target_fqdns=[fqdn], **common)
-
-
-def _network_rule(rule: AllowRule, sources: list[str]) -> m.NetworkRule:
-    where = f"rule {rule.name}"
-    destination: dict[str, list[str]]
-    kind = rule.destination.kind
-    if kind is Target.SERVICE_TAG:
-        destination = {"destination_addresses": [safety.tag(rule.destination.value, where)]}
-    elif kind is Target.ADDRESS:
-        destination = {"destination_addresses": [safety.address(rule.destination.value, where)]}
+        rest["fqdnTags"] = [safety.tag(rule.destination.value, where)]
     else:
-        destination = {"destination_fqdns": [safety.host(rule.destination.value, where)]}
-    return m.NetworkRule(
-        name=safety.name(rule.name, where),
-        description=rule.description(),
-        ip_protocols=[rule.transport.upper()],
-        source_addresses=sources,
-        destination_ports=[str(safety.port(rule.port, where))],
-        **destination,
-    )
+        wildcard = rule.destination.kind is Target.WILDCARD
+        rest["targetFqdns"] = [safety.host(rule.destination.value, where, wildcard=wildcard)]
+    return rest
 
 
-def firewall_group(
-    allowlist: Allowlist, options: RenderOptions
-) -> tuple[m.FirewallPolicyRuleCollectionGroup, list[str]]:
-    """The rule collection group (network and application collections) and its warnings."""
+def _network_rule(rule: AllowRule, sources: list[str]) -> dict[str, Any]:
+    where = f"rule {rule.name}"
+    kind = rule.destination.kind
+    rest: dict[str, Any] = {
+        "ruleType": "NetworkRule",
+        "name": safety.name(rule.name, where),
+        "description": rule.description(),
+        "ipProtocols": [rule.transport.upper()],
+        "sourceAddresses": sources,
+        "destinationPorts": [str(safety.port(rule.port, where))],
+    }
+    if kind is Target.SERVICE_TAG:
+        rest["destinationAddresses"] = [safety.tag(rule.destination.value, where)]
+    elif kind is Target.ADDRESS:
+        rest["destinationAddresses"] = [safety.address(rule.destination.value, where)]
+    else:
+        rest["destinationFqdns"] = [safety.host(rule.destination.value, where)]
+    return rest
+
+
+def rest_group(allowlist: Allowlist, options: RenderOptions) -> tuple[dict[str, Any], list[str]]:
+    """The rule collection group as the REST mapping (what `as_dict()` of the model gives).
+
+    Bicep, Terraform and az-cli render from this mapping; `firewall_group` loads it into the
+    SDK model. Tests check that the model serialises back to exactly this mapping.
+    """
     sources = list(require_sources(allowlist, "azure-firewall"))
-    application: list[m.FirewallPolicyRule] = []
-    network: list[m.FirewallPolicyRule] = []
+    application: list[dict[str, Any]] = []
+    network: list[dict[str, Any]] = []
     warnings: list[str] = []
     for rule in compact(allowlist.rules, Semantics.ANY_DEPTH):
         kind = rule.destination.kind
@@ -96,30 +103,35 @@ def firewall_group(
             if kind is Target.FQDN and DNS_PROXY_WARNING not in warnings:
                 warnings.append(DNS_PROXY_WARNING)
             network.append(_network_rule(rule, sources))
-    collections: list[m.FirewallPolicyRuleCollection] = []
-    for suffix, priority, rules in (
-        ("network", options.network_priority, network),
-        ("application", options.application_priority, application),
-    ):
-        if rules:
-            collections.append(
-                m.FirewallPolicyFilterRuleCollection(
-                    name=safety.name(f"{options.group_name}-{suffix}", "collection name"),
-                    priority=priority,
-                    action=m.FirewallPolicyFilterRuleCollectionAction(type="Allow"),
-                    rules=rules,
-                )
-            )
+    collections = [
+        {
+            "ruleCollectionType": "FirewallPolicyFilterRuleCollection",
+            "name": safety.name(f"{options.group_name}-{suffix}", "collection name"),
+            "priority": priority,
+            "action": {"type": "Allow"},
+            "rules": rules,
+        }
+        for suffix, priority, rules in (
+            ("network", options.network_priority, network),
+            ("application", options.application_priority, application),
+        )
+        if rules
+    ]
     if not collections:
         raise UnsupportedError("azure-firewall: no requirement needs an egress rule")
-    group = m.FirewallPolicyRuleCollectionGroup(
-        name=safety.name(options.group_name, "group name"),
-        properties=m.FirewallPolicyRuleCollectionGroupProperties(
-            priority=options.group_priority,
-            rule_collections=collections,
-        ),
-    )
+    group = {
+        "name": safety.name(options.group_name, "group name"),
+        "properties": {"priority": options.group_priority, "ruleCollections": collections},
+    }
     return group, warnings
+
+
+def firewall_group(
+    allowlist: Allowlist, options: RenderOptions
+) -> tuple[m.FirewallPolicyRuleCollectionGroup, list[str]]:
+    """The rule collection group as the SDK model (network and application collections)."""
+    rest, warnings = rest_group(allowlist, options)
+    return m.FirewallPolicyRuleCollectionGroup(rest), warnings
 
 
 def network_security_group(

@@ -1,8 +1,8 @@
 """Bicep, Terraform and az-cli renderings of the Azure Firewall rule collection group.
 
-All three are rendered from the same `FirewallPolicyRuleCollectionGroup` model (its REST
-dict), so they cannot disagree with the ARM JSON. Values were checked when the model was
-built; strings are escaped again for each language anyway.
+All three are rendered from the REST mapping that the ARM JSON's SDK model is built from
+(`azure.rest_group`), so they cannot disagree with it. Values were checked when the mapping
+was built; strings are escaped again for each language anyway.
 """
 
 from __future__ import annotations

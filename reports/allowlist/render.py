@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import orjson
 
 from reports.allowlist import azure, cilium, iac, nftables, squid, tabular
 from reports.allowlist.errors import UnsupportedError
@@ -19,7 +20,8 @@ class Rendered:
 
 
 def _json(document: object) -> str:
-    return json.dumps(document, indent=2) + "\n"
+    """Indented JSON; orjson because the standard library's indenting encoder is pure Python."""
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 def _azure_firewall(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:
@@ -31,9 +33,9 @@ def _azure_iac(
     render: Callable[[dict[str, object], str, list[str]], str],
 ) -> Callable[[Allowlist, RenderOptions], tuple[str, list[str]]]:
     def renderer(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:
-        group, warnings = azure.firewall_group(allowlist, options)
+        group, warnings = azure.rest_group(allowlist, options)
         all_warnings = [*allowlist.warnings, *warnings]
-        return render(group.as_dict(), allowlist.title, all_warnings), warnings
+        return render(group, allowlist.title, all_warnings), warnings
 
     return renderer
 

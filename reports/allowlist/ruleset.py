@@ -156,7 +156,7 @@ def _skip_reason(req: Requirement, fqdn_tag: bool) -> Skipped | None:
     return None
 
 
-def _rule_for(req: Requirement, destination: Destination) -> AllowRule:
+def _rule_for(req: Requirement, destination: Destination, phases: tuple[Phase, ...]) -> AllowRule:
     if req.port is None:
         raise UnsafeValueError(f"requirement {req.id}", None, "a host requirement needs a port")
     return AllowRule(
@@ -165,7 +165,7 @@ def _rule_for(req: Requirement, destination: Destination) -> AllowRule:
         protocol=req.protocol,
         port=safety.port(req.port, f"requirement {req.id}"),
         requirement_ids=(req.id,),
-        phases=req.phases,
+        phases=phases,
         documentation=(safety.text(req.source, f"requirement {req.id}: source"),),
         purposes=(safety.text(req.purpose, f"requirement {req.id}: purpose"),),
         severity=req.severity,
@@ -231,16 +231,17 @@ def build_allowlist(
     by_key: dict[tuple[Destination, Protocol, int], AllowRule] = {}
     skipped: list[Skipped] = []
     notes: list[str] = []
+    every_phase = len(selected) == len(PHASE_ORDER)
     for req in requirements:
-        if not any(p in selected for p in req.phases):
+        phases = req.phases if every_phase else tuple(p for p in req.phases if p in selected)
+        if not phases:
             continue
         skip = _skip_reason(req, fqdn_tag)
         if skip is not None:
             skipped.append(skip)
             continue
         destination = _destination(req)
-        rule = _rule_for(req, destination)
-        rule = replace(rule, phases=tuple(p for p in rule.phases if p in selected))
+        rule = _rule_for(req, destination, phases)
         if req.missing_field and destination.kind is Target.WILDCARD:
             notes.append(
                 f"{req.id}: {req.host} is a wildcard because {req.missing_field} is not set; "

@@ -19,7 +19,7 @@ _TAG = re.compile(r"^[A-Za-z][A-Za-z0-9]{1,62}(\.[A-Za-z][A-Za-z0-9]{0,62})?$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 # Free text (descriptions, comments) must be inert in every format: printable ASCII without
 # the characters that open a string, an escape or an interpolation in any of them.
-_TEXT_FORBIDDEN = frozenset('"`\\${}')
+_TEXT_FORBIDDEN = re.compile(r'[^\x20-\x7e]|["`\\${}]')
 MAX_TEXT = 1000
 
 
@@ -68,11 +68,11 @@ def text(value: str, where: str) -> str:
     """Free text for a comment or description: printable ASCII, no quote/escape characters."""
     if len(value) > MAX_TEXT:
         raise UnsafeValueError(where, value[:40] + "...", f"at most {MAX_TEXT} characters")
-    for char in value:
-        if not (" " <= char <= "~") or char in _TEXT_FORBIDDEN:
-            raise UnsafeValueError(
-                where, value, f"character {char!r} is not allowed in comments and descriptions"
-            )
+    bad = _TEXT_FORBIDDEN.search(value)
+    if bad:
+        raise UnsafeValueError(
+            where, value, f"character {bad.group()!r} is not allowed in comments and descriptions"
+        )
     return value
 
 

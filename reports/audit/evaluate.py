@@ -119,6 +119,14 @@ class _Index:
         self.everywhere: list[int] = []  # network rules to every IPv4 address
         self._rules = rules
         self._possible: dict[tuple[str, int], list[int]] = {}
+        # Allow rules to address ranges or tags: what might carry a name's traffic.
+        self._maybe = [
+            i
+            for i, r in enumerate(rules)
+            if r.layer is Layer.NETWORK
+            and r.action == "Allow"
+            and (r.destinations or r.destination_tags)
+        ]
         for i, rule in enumerate(rules):
             names = [*rule.targets, *rule.destination_fqdns]
             for name in names:
@@ -170,12 +178,9 @@ class _Index:
         if key not in self._possible:
             self._possible[key] = [
                 i
-                for i, rule in enumerate(self._rules)
-                if rule.layer is Layer.NETWORK
-                and rule.action == "Allow"
-                and (rule.destinations or rule.destination_tags)
-                and {key[0], "ANY"} & rule.ip_protocols
-                and any(low <= allow.port <= high for low, high in rule.ports)
+                for i in self._maybe
+                if {key[0], "ANY"} & self._rules[i].ip_protocols
+                and any(low <= allow.port <= high for low, high in self._rules[i].ports)
             ]
         return [self._rules[i].ref for i in self._possible[key][:3]]
 

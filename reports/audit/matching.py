@@ -11,6 +11,7 @@ depth but not `x`; `*x` (no dot) any name that ends with `x`, including `x` itse
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from enum import Enum
@@ -44,42 +45,58 @@ class AddressSet:
         return bool(self.ranges)
 
     def __and__(self, other: AddressSet) -> AddressSet:
-        out: list[Range] = []
-        for version, first, last in self.ranges:
-            for v2, f2, l2 in other.ranges:
-                if v2 == version and f2 <= last and first <= l2:
-                    out.append((version, max(first, f2), min(last, l2)))
-        return AddressSet.of(out)
+        return AddressSet(_intersect(self.ranges, other.ranges))
 
     def __sub__(self, other: AddressSet) -> AddressSet:
-        out: list[Range] = []
-        for version, first, last in self.ranges:
-            pieces = [(first, last)]
-            for v2, f2, l2 in other.ranges:
-                if v2 != version:
-                    continue
-                next_pieces = []
-                for a, b in pieces:
-                    if l2 < a or f2 > b:
-                        next_pieces.append((a, b))
-                        continue
-                    if a < f2:
-                        next_pieces.append((a, f2 - 1))
-                    if l2 < b:
-                        next_pieces.append((l2 + 1, b))
-                pieces = next_pieces
-            out.extend((version, a, b) for a, b in pieces)
-        return AddressSet.of(out)
+        return AddressSet(_subtract(self.ranges, other.ranges))
 
     def is_everything(self) -> bool:
         return not (AddressSet.everything() - self)
 
     def cidrs(self) -> list[str]:
-        out: list[str] = []
-        for version, first, last in self.ranges:
-            cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
-            out.extend(str(n) for n in ipaddress.summarize_address_range(cls(first), cls(last)))
-        return out
+        return list(_cidrs(self.ranges))
+
+
+# The same few node subnets meet the same rule sources again and again: cache the results.
+@functools.lru_cache(maxsize=8192)
+def _intersect(ours: tuple[Range, ...], theirs: tuple[Range, ...]) -> tuple[Range, ...]:
+    out: list[Range] = []
+    for version, first, last in ours:
+        for v2, f2, l2 in theirs:
+            if v2 == version and f2 <= last and first <= l2:
+                out.append((version, max(first, f2), min(last, l2)))
+    return AddressSet.of(out).ranges
+
+
+@functools.lru_cache(maxsize=8192)
+def _subtract(ours: tuple[Range, ...], theirs: tuple[Range, ...]) -> tuple[Range, ...]:
+    out: list[Range] = []
+    for version, first, last in ours:
+        pieces = [(first, last)]
+        for v2, f2, l2 in theirs:
+            if v2 != version:
+                continue
+            next_pieces = []
+            for a, b in pieces:
+                if l2 < a or f2 > b:
+                    next_pieces.append((a, b))
+                    continue
+                if a < f2:
+                    next_pieces.append((a, f2 - 1))
+                if l2 < b:
+                    next_pieces.append((l2 + 1, b))
+            pieces = next_pieces
+        out.extend((version, a, b) for a, b in pieces)
+    return AddressSet.of(out).ranges
+
+
+@functools.lru_cache(maxsize=4096)
+def _cidrs(ranges: tuple[Range, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for version, first, last in ranges:
+        cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+        out.extend(str(n) for n in ipaddress.summarize_address_range(cls(first), cls(last)))
+    return tuple(out)
 
 
 def parse_address(value: str) -> AddressSet | None:

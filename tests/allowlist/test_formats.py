@@ -370,3 +370,12 @@ def test_shell_quoting_keeps_apostrophes_and_semicolons_as_data(tmp_path: Path) 
     command = next(line for line in text.split("\n\n") if "add-filter-collection" in line)
     words = shlex.split(command.replace("\\\n", " "), comments=True)
     assert _flag_values(words, "--description") == ["the router's config; a test"]
+
+
+def test_the_rest_mapping_the_iac_formats_use_is_what_the_sdk_model_serialises(
+    allowlist: Allowlist,
+) -> None:
+    from reports.allowlist.azure import rest_group
+
+    rest, _ = rest_group(allowlist, RenderOptions())
+    assert m.FirewallPolicyRuleCollectionGroup(rest).as_dict() == rest
