@@ -112,6 +112,15 @@ async def backend(port: int = 0) -> AsyncIterator[Backend]:
         await runner.cleanup()
 
 
+async def eventually(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    """Wait until `predicate()` holds; fail the test after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.005)
+
+
 def router_config(services: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {
         "listen": {"host": "127.0.0.1", "port": 0},

@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from tests.router.router_support import backend, router, router_config, run
+from tests.router.router_support import backend, eventually, router, router_config, run
 
 SCORE = b"/api/v1/service/m/score"
 
@@ -107,12 +107,11 @@ def test_client_leaving_mid_body_does_not_blame_the_replica() -> None:
                     + b"x" * 100_000
                 )
                 await writer.drain()
-                await asyncio.sleep(0.1)
-                writer.close()
-                await asyncio.sleep(0.2)
                 pool = server.router.services["m"].pool
+                await eventually(lambda: pool.load().in_flight == 1)
+                writer.close()
+                await eventually(lambda: pool.load().in_flight == 0)
                 assert pool.out_of_rotation() == []
-                assert pool.load().in_flight == 0
                 again = await _exchange(
                     server.port,
                     b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE,
@@ -177,16 +176,14 @@ def test_a_client_that_leaves_the_queue_never_reaches_a_replica() -> None:
                         b"}",
                     )
                 )
-                await asyncio.sleep(0.1)
+                pool = server.router.services["m"].pool
+                await eventually(lambda: pool.load().in_flight == 1)
                 _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
                 writer.write(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE)
                 await writer.drain()
-                await asyncio.sleep(0.05)
-                pool = server.router.services["m"].pool
-                assert pool.load().queued == 1
+                await eventually(lambda: pool.load().queued == 1)
                 writer.close()
-                await asyncio.sleep(0.05)
-                assert pool.load().queued == 0
+                await eventually(lambda: pool.load().queued == 0)
                 assert (await busy).startswith(b"HTTP/1.1 200 OK")
                 await asyncio.sleep(0.1)
                 assert model.hits == 1

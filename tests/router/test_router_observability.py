@@ -15,7 +15,7 @@ import trustme
 from router.config import DataCollectionConfig, dump_config, parse_config
 from router.datacollect import DataCollector
 from router.server import RouterServer
-from tests.router.router_support import backend, dumps, router, router_config, run
+from tests.router.router_support import backend, dumps, eventually, router, router_config, run
 
 SCORE = "/api/v1/service/{}/score"
 
@@ -31,11 +31,12 @@ def test_metrics_count_requests_latency_queue_and_replicas() -> None:
                 for _ in range(3):
                     assert (await client.post(SCORE.format("m"), content=b"{}")).status_code == 200
                 slow = asyncio.ensure_future(
-                    client.post(SCORE.format("m") + "?delay=0.3", content=b"{}")
+                    client.post(SCORE.format("m") + "?delay=0.5", content=b"{}")
                 )
-                await asyncio.sleep(0.05)
+                pool = server.router.services["m"].pool
+                await eventually(lambda: pool.load().in_flight == 1)
                 waiting = asyncio.ensure_future(client.post(SCORE.format("m"), content=b"{}"))
-                await asyncio.sleep(0.02)
+                await eventually(lambda: pool.load().queued == 1)
                 during = (await client.get("/metrics")).text
                 assert (await waiting).status_code == 503
                 await slow
