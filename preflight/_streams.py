@@ -265,12 +265,15 @@ class ProbeTransport(httpx.AsyncBaseTransport):
             stream = await self._connect(request)
         except (OSError, ssl.SSLError) as exc:
             raise httpx.ConnectError(str(exc), request=request) from exc
-        origin = httpcore.Origin(url.raw_scheme, url.raw_host, url.port or 0)
+        # httpx drops a default port from the URL (https://x:443/ → port None): name it,
+        # or the connection's origin and the request's would disagree.
+        port = url.port or (443 if url.scheme == "https" else 80)
+        origin = httpcore.Origin(url.raw_scheme, url.raw_host, port)
         connection = httpcore.AsyncHTTP11Connection(origin=origin, stream=stream)
         core_request = httpcore.Request(
             method=request.method,
             url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+                scheme=url.raw_scheme, host=url.raw_host, port=port, target=url.raw_path
             ),
             headers=request.headers.raw,
             content=request.stream,
