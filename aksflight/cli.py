@@ -26,6 +26,8 @@ COMMANDS = (
     "deploy",
     "service",
     "local",
+    "image",
+    "router",
     "demo",
 )
 
