@@ -186,3 +186,26 @@ def test_scale_of_a_missing_deployment_is_a_scaler_error(fakekube: Any) -> None:
         api.read_scale(NAMESPACE, "absent")
     with pytest.raises(ScalerError, match="404"):
         api.patch_scale(NAMESPACE, "absent", 2)
+
+
+def test_router_connects_with_a_kubeconfig(fakekube: Any) -> None:
+    config = router_config(
+        [{"name": "absent"}],
+        discovery={
+            "kind": "kubernetes",
+            "kubernetes": {"namespace": NAMESPACE, "kubeconfig": str(fakekube.kubeconfig_path)},
+        },
+    )
+
+    async def scenario() -> None:
+        server = RouterServer(parse_config(config))
+        await server.start()
+        try:
+            assert server.router.ready
+            assert server.router.services["absent"].pool.replicas == []
+        finally:
+            await server.stop()
+
+    run(scenario())
+    listed = [r for r in fakekube.requests.records if "endpointslices" in r.path]
+    assert listed, "the router never asked the API server for EndpointSlices"
