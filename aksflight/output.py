@@ -19,6 +19,9 @@ def console_options(path: Path | None) -> Any:
     if path is None and sys.stdout.isatty():
         width = max(60, min(shutil.get_terminal_size().columns, 200))
         return Options(width=width, color="NO_COLOR" not in os.environ)
+    columns = os.environ.get("COLUMNS", "")
+    if path is None and columns.isdigit():
+        return Options(width=max(60, min(int(columns), 200)))
     return Options()
 
 

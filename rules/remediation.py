@@ -40,13 +40,13 @@ def remediation_for(check: Check, obs: Observation) -> str:
             )
         case ProbeStatus.TIMEOUT:
             return (
-                f"connections to {host}:{port}{at} are silently dropped: a firewall filters "
-                f"them; allow TCP {port} to {host}."
+                f"connections to {host}:{port}{at} are silently dropped: a firewall "
+                "filters them."
             )
         case ProbeStatus.REFUSED:
             return (
                 f"connections to {host}:{port}{at} are rejected: a firewall resets them "
-                f"or nothing listens there; allow TCP {port} to {host}."
+                "or nothing listens there."
             )
         case ProbeStatus.UNREACHABLE:
             return (

@@ -79,7 +79,8 @@ def _check_in_lab(state: Any, config: Path, out: Path, console: Console) -> int:
     ]
     html = out / "preflight.html"
     exec_in_node(state, [*base, "--keep-going", "-o", "html", "--out", str(html)])
-    result = exec_in_node(state, [*base, "-o", "table"], capture=True)
+    columns = {"COLUMNS": str(console.width)}
+    result = exec_in_node(state, [*base, "-o", "table"], columns, capture=True)
     console.print(result.stdout, end="", markup=False, highlight=False)
     if result.stderr:
         console.print(result.stderr, end="", markup=False, highlight=False)
