@@ -152,7 +152,9 @@ def _skip_reason(req: Requirement, fqdn_tag: bool) -> Skipped | None:
             req.id, req.host, f"left out: {req.note or 'not documented for this cloud'}", True
         )
     if req.fqdn_tag is not None and not fqdn_tag:
-        return Skipped(req.id, req.host, "FQDN tag left out (ask for it with --fqdn-tag)")
+        return Skipped(
+            req.id, req.host, "optional FQDN tag left out (allowlist --fqdn-tag adds it)"
+        )
     return None
 
 
