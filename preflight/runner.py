@@ -9,6 +9,7 @@ dependants: the same two rules the evaluation uses, so both tell the same story.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import time
@@ -121,6 +122,7 @@ class _Run:
         self.arrivals = itertools.count()
         self.finished: asyncio.Queue[tuple[str, Observation | BaseException]] = asyncio.Queue()
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.run_started = 0.0  # set by run_plan from its own clock reading
 
     def emit(self, event: RunEvent) -> None:
         if self.on_event is not None:
@@ -166,6 +168,14 @@ class _Run:
         self.finished.put_nowait((check.id, observation))
 
     async def probe(self, check: Check) -> Observation:
+        """The check's observation, stamped with when it started (ms since the run began,
+        `evidence["started_ms"]`) so reports can draw the real timeline."""
+        started_ms = (self.options.clock() - self.run_started) * 1000
+        observation = await self._probe(check)
+        evidence = {**observation.evidence, "started_ms": round(started_ms, 3)}
+        return dataclasses.replace(observation, evidence=evidence)
+
+    async def _probe(self, check: Check) -> Observation:
         probe = _probe_for(check, self.plan)
         if probe is None:
             return Observation(check.id, ProbeStatus.SKIPPED, 0.0, f"no {check.kind} probe here")
@@ -221,6 +231,7 @@ async def run_plan(
     """Run every check of `plan` that may run; report each node to `on_event` as it ends."""
     started, cpu_started = options.clock(), time.process_time()
     run = _Run(plan, options, on_event)
+    run.run_started = started
     try:
         await run.run()
     finally:
