@@ -87,9 +87,15 @@ class _Outcome:
     bytes_out: int = 0
 
 
-def _error(response: Response, status: int, message: str, close: bool = False) -> None:
+def _error(
+    response: Response,
+    status: int,
+    message: str,
+    close: bool = False,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
     response.close_after = close
-    response.send(status, JSON, json.dumps({"error": message}).encode())
+    response.send(status, [*JSON, *headers], json.dumps({"error": message}).encode())
 
 
 class _RequestIds:
@@ -230,12 +236,8 @@ class Router:
         service = self.services.get(name)
         try:
             if service is None:
-                response_headers = [(b"x-ms-request-id", request_id.encode())]
-                response.send(
-                    404,
-                    [*JSON, *response_headers],
-                    json.dumps({"error": f"no service named {name!r}"}).encode(),
-                )
+                id_header = (b"x-ms-request-id", request_id.encode())
+                _error(response, 404, f"no service named {name!r}", headers=[id_header])
             else:
                 await self._authorised(request, response, service, path, request_id, outcome)
         finally:
@@ -317,10 +319,15 @@ class Router:
             try:
                 replica = await service.pool.acquire(wait_seconds, tried)
             except QueueTimeout:
-                _error(response, 503, "no replica became free within max_request_wait_time")
+                _error(
+                    response,
+                    503,
+                    "no replica became free within max_request_wait_time",
+                    headers=[id_header],
+                )
                 return
             except NoReplicas:
-                _error(response, 503, "the service has no replica available")
+                _error(response, 503, "the service has no replica available", headers=[id_header])
                 return
             finally:
                 request.cancel_on_disconnect = None
@@ -336,16 +343,21 @@ class Router:
                 self.upstreams.drop(replica.url)
                 tried = tried | {replica.url}
                 if isinstance(body, StreamedBody) and not body.replayable:
-                    _error(response, 502, "the replica failed while receiving the request")
+                    _error(
+                        response,
+                        502,
+                        "the replica failed while receiving the request",
+                        headers=[id_header],
+                    )
                     return
                 self.metrics.retries.labels(config.name).inc()
             except _ScoringTimeout:
                 message = f"scoring took longer than {config.scoring_timeout_ms} ms"
-                response.send(504, [*JSON, id_header], json.dumps({"error": message}).encode())
+                _error(response, 504, message, headers=[id_header])
                 return
             finally:
                 service.pool.release(replica)
-        _error(response, 502, "every replica tried failed")
+        _error(response, 502, "every replica tried failed", headers=[id_header])
 
     def _upstream_head(self, request: Request, path: str, request_id: str) -> bytes:
         target = f"{path}?{request.query}" if request.query else path
@@ -411,7 +423,12 @@ class Router:
             if isinstance(body, StreamedBody) and body.too_large:
                 raise BodyTooLarge("request body over the limit") from None
             if not response.started:
-                _error(response, 502, "the replica's response was cut off")
+                _error(
+                    response,
+                    502,
+                    "the replica's response was cut off",
+                    headers=[(b"x-ms-request-id", request_id.encode())],
+                )
                 return
             raise
         except BaseException:

@@ -138,9 +138,12 @@ def test_waits_in_queue_then_503_after_max_request_wait_time() -> None:
                 await eventually(lambda: pool.load().in_flight == 1)
                 loop = asyncio.get_running_loop()
                 started = loop.time()
-                rejected = await client.post(SCORE.format("slow"), content=b"{}")
+                rejected = await client.post(
+                    SCORE.format("slow"), content=b"{}", headers={"x-ms-request-id": "queued-1"}
+                )
                 waited = loop.time() - started
                 assert rejected.status_code == 503
+                assert rejected.headers["x-ms-request-id"] == "queued-1"
                 assert 0.18 <= waited < 0.9
                 assert (await long).status_code == 200
                 assert model.max_concurrent == 1
