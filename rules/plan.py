@@ -144,8 +144,6 @@ class Plan:
                 root = result.root or prerequisite
                 if check is None and self._degrades_only(root):
                     continue  # a warn-level need (telemetry) does not stop the next phase
-                if self.keep_going and check is not None and prerequisite not in self.checks:
-                    continue  # keep going: a broken earlier phase does not stop probing
                 roots.append(root)
             elif result.state is NodeState.SKIPPED and prerequisite in self.checks:
                 skipped.append(prerequisite)
@@ -290,7 +288,8 @@ def build_plan(
 ) -> Plan:
     """The plan for these requirements, restricted to `phases` (default: all).
 
-    `keep_going`: a failure blocks only its own dependants, not the phases after it."""
+    `keep_going`: checks do not wait on the phase before them (the gates still record
+    which phase broke), so one run finds every missing rule and nothing serialises."""
     selected = tuple(p for p in PHASE_ORDER if phases is None or p in phases)
     reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
     builder = _Builder(selected)
@@ -324,7 +323,7 @@ def build_plan(
     gate_edges: list[tuple[str, str]] = []
     for check in builder.checks.values():
         gate_edges.extend((check.id, gates[phase]) for phase in check.phases)
-        gate_before = prior.get(check.phase)
+        gate_before = None if keep_going else prior.get(check.phase)
         # A check that waits on another check of its own phase inherits the gate from it.
         if gate_before is not None and check.id not in waits_in_phase:
             gate_edges.append((gate_before, check.id))
