@@ -120,6 +120,7 @@ def render_nftables(allowlist: Allowlist, options: RenderOptions) -> tuple[str, 
             f"# FQDN sets hold the addresses the names had when resolved{when}. They go stale "
             "as the services move: regenerate this file regularly."
         )
+    header += [f"# warning: {safety.text(w, 'comment')}" for w in allowlist.warnings]
     header += [f"# left out: {safety.text(line, 'comment')}" for line in writer.left_out]
     header.append(
         f"# Jump to chain {options.nft_chain} from your own base chain; this file adds no "

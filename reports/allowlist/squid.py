@@ -61,5 +61,6 @@ def render_squid(allowlist: Allowlist, options: RenderOptions) -> tuple[str, lis
             f"http_access allow {method} {acl}_nodes {acl}_port{port} {acl_name}",
         ]
     lines += [f"acl {acl}_port{p} port {p}" for p in sorted(ports)]
+    lines += [f"# warning: {safety.text(w, 'comment')}" for w in allowlist.warnings]
     lines += [f"# left out: {safety.text(w, 'comment')}" for w in warnings]
     return "\n".join([*lines, *body]) + "\n", warnings

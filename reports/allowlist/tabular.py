@@ -72,10 +72,14 @@ def render_txt(allowlist: Allowlist) -> str:
                 f"  [{', '.join(rule.requirement_ids)}]"
             )
             lines.append(f"        {safety.text('; '.join(rule.purposes), rule.name)}")
+            lines.append(
+                f"        source: {safety.text(' + '.join(rule.documentation), rule.name)}"
+            )
     if allowlist.skipped:
         lines += ["", "Not in any egress rule"]
         for skipped in allowlist.skipped:
-            lines.append(f"  {skipped.requirement_id}: {skipped.reason}")
+            reason = safety.text(skipped.reason, skipped.requirement_id)
+            lines.append(f"  {skipped.requirement_id}: {reason}")
     for warning in allowlist.notes:
         lines.append(f"warning: {safety.text(warning, 'warning')}")
     return "\n".join(lines) + "\n"

@@ -99,6 +99,7 @@ def _cidrs(ranges: tuple[Range, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_address(value: str) -> AddressSet | None:
     """`*`, an address, a CIDR or `first-last`; None when it is none of these (a tag)."""
     text = value.strip()

@@ -233,7 +233,9 @@ def test_az_cli_script_refuses_to_run_without_its_target(
     assert not Path(env["AZ_LOG"]).exists()
 
 
-@pytest.mark.skipif(not have("nft") or os.geteuid() != 0, reason="needs nft and root")
+@pytest.mark.skipif(
+    not (have("nft") and have("unshare")) or os.geteuid() != 0, reason="needs nft, unshare, root"
+)
 @pytest.mark.parametrize("resolved", [True, False], ids=["resolved", "unresolved"])
 def test_nftables_passes_nft_check(allowlist: Allowlist, tmp_path: Path, resolved: bool) -> None:
     options = resolved_options(allowlist) if resolved else RenderOptions()
