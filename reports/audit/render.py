@@ -86,7 +86,10 @@ def _mark(verdict: RequirementVerdict) -> str:
 
 
 def _md(value: str) -> str:
-    return clean(value).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+    text = clean(value)
+    for char in "\\|`*_<>[]":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def audit_markdown(result: AuditResult) -> str:
@@ -96,7 +99,7 @@ def audit_markdown(result: AuditResult) -> str:
         "",
         f"**{'FAIL' if result.failed else 'PASS'}**: "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
-        + f" ({result.rule_count} rules in {len(result.groups)} groups; sources "
+        + f" (rules: {result.rule_count}, groups: {len(result.groups)}; sources "
         + ", ".join(result.sources)
         + ")",
         "",
@@ -142,7 +145,7 @@ def audit_table(result: AuditResult, width: int = 120) -> str:
     console.print(
         f"{'FAIL' if result.failed else 'PASS'}: "
         + ", ".join(f"{n} {k}" for k, n in counts.items())
-        + f" ({result.rule_count} rules, {len(result.groups)} groups)"
+        + f" (rules: {result.rule_count}, groups: {len(result.groups)})"
     )
     return out.getvalue()
 
