@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -205,15 +206,17 @@ def endpoints(workdir: Path, count: int) -> Iterator[Endpoints]:
         _stop(dnsmasq)
 
 
-def plan_for(ep: Endpoints, hosts: range, dropped: int) -> Plan:
-    """HTTPS to every host; the first `dropped` go to the dropping listener."""
+def plan_for(
+    ep: Endpoints, hosts: range, dropped: int, protocol: Protocol = Protocol.HTTPS
+) -> Plan:
+    """HTTPS (or `protocol`) to every host; the first `dropped` go to the dropping listener."""
     return build_plan(
         Requirement(
             id=f"bench/{i}",
             catalogue="bench",
             host=host_name(i),
             port=ep.drop_port if i < dropped else ep.https_port,
-            protocol=Protocol.HTTPS,
+            protocol=protocol,
             phases=(Phase.ROUTER_INSTALL,),
             purpose="benchmark endpoint",
             source="bench",
@@ -245,6 +248,29 @@ def naive(plan: Plan, ep: Endpoints, timeout: float) -> None:
                     headers={"Host": host},
                     extensions={"sni_hostname": host},
                 )
+
+
+def bare_handshakes(ep: Endpoints, count: int, concurrency: int = 64) -> float:
+    """CPU seconds of `count` TLS handshakes alone (asyncio, the same CA and SNI names):
+    the floor any prober pays for TLS checks with this Python and OpenSSL."""
+    context = ssl.create_default_context(cafile=str(ep.ca_bundle))
+
+    async def one(index: int, gate: asyncio.Semaphore) -> None:
+        async with gate:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", ep.https_port, ssl=context, server_hostname=host_name(index)
+            )
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError):
+                await writer.wait_closed()
+
+    async def all_of_them() -> None:
+        gate = asyncio.Semaphore(concurrency)
+        await asyncio.gather(*(one(i, gate) for i in range(count)))
+
+    started = time.process_time()
+    asyncio.run(all_of_them())
+    return time.process_time() - started
 
 
 def median_s(runs: int, job: Callable[[], object]) -> float:
@@ -296,7 +322,21 @@ def main() -> None:
                 f"  all endpoints        median {wall:7.3f} s  ({wall / chain:4.2f}x the chain;"
                 " goal under 2x)"
             )
+            floor = statistics.median(bare_handshakes(ep, args.large) for _ in range(args.runs))
             print(f"  CPU                  median {cpu:7.3f} s  (goal under 2 s)")
+            print(
+                f"  CPU of {args.large} bare TLS handshakes alone {floor:7.3f} s "
+                f"(the floor here; the run costs {cpu / floor:4.2f}x it)"
+            )
+            tcp = plan_for(ep, range(args.large), args.dropped, Protocol.TCP)
+            tcp_runs = [aksflight(tcp, options) for _ in range(args.runs)]
+            tcp_wall = statistics.median(r.duration_s for r in tcp_runs)
+            tcp_cpu = statistics.median(r.cpu_s for r in tcp_runs)
+            print(f"{args.large} TCP endpoints (DNS + connect, {len(tcp.checks)} checks)")
+            print(
+                f"  wall median {tcp_wall:7.3f} s ({tcp_wall / chain:4.2f}x the chain), "
+                f"CPU median {tcp_cpu:7.3f} s"
+            )
 
 
 if __name__ == "__main__":
