@@ -18,6 +18,7 @@ from aksflight.errors import UsageError
 
 COMMANDS = (
     "plan",
+    "probe",
     "check",
     "replicas",
     "allowlist",
