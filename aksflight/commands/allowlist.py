@@ -148,12 +148,18 @@ def write_output(text: str, path: Path | None) -> None:
         sys.stdout.write(text)
         return
     directory = path.parent if str(path.parent) else Path()
+    temporary = None
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # as a plain open() would create it
         os.replace(temporary, path)
     except OSError as exc:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
         raise UsageError(f"{path}: cannot write ({exc.strerror})") from None
 
 
@@ -163,6 +169,8 @@ def run(args: argparse.Namespace, resolver: Resolver | None = None) -> int:
     sources = _source_cidrs(args.source_cidr, config.network.source_cidrs)
     if args.resolve and args.format != "nftables":
         raise UsageError("--resolve: only the nftables format uses resolved addresses")
+    if args.nameserver and not args.resolve:
+        raise UsageError("--nameserver: only used with --resolve")
     for server in args.nameserver:
         if not is_ip_address(server):
             raise UsageError(f"--nameserver: not an IP address: {server!r}")

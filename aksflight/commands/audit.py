@@ -184,6 +184,10 @@ def run(args: argparse.Namespace, **live_options: Any) -> int:
         if problem:
             raise UsageError(f"--source-cidr: invalid CIDR {value!r}: {problem}")
     sources = list(args.source_cidr or config.network.source_cidrs)
+    if not sources:
+        raise UsageError(
+            "no source CIDRs: set network.source_cidrs in the config or pass --source-cidr"
+        )
     document = _policy_document(args, config.cloud, **live_options)
     try:
         allowlist = build_allowlist(

@@ -118,8 +118,9 @@ def dnsmasq(tmp_path: Path) -> Iterator[int]:
     )
     try:
         resolve = command.dns_resolver(["127.0.0.1"], port=port, timeout=2)
-        deadline = time.monotonic() + 5
-        while not resolve("mcr.microsoft.com") and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10
+        while not resolve("mcr.microsoft.com"):
+            assert time.monotonic() < deadline, "dnsmasq did not answer"
             time.sleep(0.05)
         yield port
     finally:
@@ -130,8 +131,9 @@ def dnsmasq(tmp_path: Path) -> Iterator[int]:
 def test_resolve_fills_the_sets_from_a_real_dns_server_and_warns_about_the_rest(
     dnsmasq: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = build_parser().parse_args(["allowlist", "-c", LAB, "-f", "nftables", "--resolve"])
-    resolver = command.dns_resolver(["127.0.0.1"], port=dnsmasq, timeout=1)
+    argv = ["allowlist", "-c", LAB, "-f", "nftables", "--resolve"]
+    args = build_parser(argv).parse_args(argv)
+    resolver = command.dns_resolver(["127.0.0.1"], port=dnsmasq, timeout=5)
     assert command.run(args, resolver=resolver) == 0
     captured = capsys.readouterr()
     assert "elements = { 192.0.2.10 }" in captured.out
@@ -139,3 +141,20 @@ def test_resolve_fills_the_sets_from_a_real_dns_server_and_warns_about_the_rest(
     assert "2001:db8::20" not in captured.out  # the lab's node subnet is IPv4
     assert "resolved at 20" in captured.out and "go stale" in captured.out
     assert "no address found for lab-aks-00000000.hcp.eastus.azmk8s.io" in captured.err
+
+
+def test_an_output_file_gets_the_usual_permissions_and_a_bad_directory_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "rules.csv"
+    assert main(["allowlist", "-c", CONFIG, "-f", "csv", "-o", str(out)]) == 0
+    assert out.stat().st_mode & 0o644 == 0o644
+    missing = tmp_path / "no-such-dir" / "rules.csv"
+    assert main(["allowlist", "-c", CONFIG, "-f", "csv", "-o", str(missing)]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_nameserver_without_resolve_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["allowlist", "-c", CONFIG, "-f", "nftables", "--nameserver", "10.0.0.53"]
+    assert main(argv) == 2
+    assert "--nameserver: only used with --resolve" in capsys.readouterr().err

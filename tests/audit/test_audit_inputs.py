@@ -195,3 +195,15 @@ def test_cli_reports_a_malformed_policy_with_its_file_name(
         f"{policy}: $.properties.priority: priority must be a whole number"
         in capsys.readouterr().err
     )
+
+
+def test_cli_without_node_subnets_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "region: eastus\ncluster: {name: c1}\nregistry: myacr01\nstorage_account: st01\n"
+    )
+    policy = str(FIXTURES / "allow-everything.json")
+    assert main(["audit", "-c", str(config), "--policy", policy]) == 2
+    assert "no source CIDRs" in capsys.readouterr().err

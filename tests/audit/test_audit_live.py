@@ -39,23 +39,22 @@ def _state(**fields: Any) -> ArmState:
 
 
 def _args(*extra: str) -> Any:
-    return build_parser().parse_args(
-        [
-            "audit",
-            "-c",
-            str(CONFIG),
-            "--live",
-            "--subscription",
-            SUBSCRIPTION,
-            "--resource-group",
-            "rg-net",
-            "--policy-name",
-            "fw-weu",
-            "-o",
-            "json",
-            *extra,
-        ]
-    )
+    argv = [
+        "audit",
+        "-c",
+        str(CONFIG),
+        "--live",
+        "--subscription",
+        SUBSCRIPTION,
+        "--resource-group",
+        "rg-net",
+        "--policy-name",
+        "fw-weu",
+        "-o",
+        "json",
+        *extra,
+    ]
+    return build_parser(argv).parse_args(argv)
 
 
 def test_live_audit_reads_every_page_with_the_bearer_token(
