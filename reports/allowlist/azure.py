@@ -20,6 +20,7 @@ from reports.allowlist.ruleset import Allowlist, AllowRule, Target
 from reports.allowlist.wildcards import Semantics, compact
 from rules.model import Protocol
 
+APPLICATION_MAX_PORT = 64000  # Azure Firewall (and azurerm) application rule ports: 0-64000
 NSG_MAX_RULES = 1000
 NSG_MAX_PRIORITY = 4096
 DNS_PROXY_WARNING = (
@@ -35,6 +36,10 @@ def require_sources(allowlist: Allowlist, fmt: str) -> tuple[str, ...]:
             "--source-cidr (rules from any source would allow more than needed)"
         )
     return tuple(safety.cidr(c, "source CIDR") for c in allowlist.source_cidrs)
+
+
+def _application_fits(rule: AllowRule) -> bool:
+    return rule.is_web and rule.port <= APPLICATION_MAX_PORT
 
 
 def _application_rule(rule: AllowRule, sources: list[str]) -> dict[str, Any]:
@@ -89,11 +94,17 @@ def rest_group(allowlist: Allowlist, options: RenderOptions) -> tuple[dict[str, 
     application: list[dict[str, Any]] = []
     network: list[dict[str, Any]] = []
     warnings: list[str] = []
-    for rule in compact(allowlist.rules, Semantics.ANY_DEPTH):
+    for rule in compact(allowlist.rules, Semantics.ANY_DEPTH, _application_fits):
         kind = rule.destination.kind
-        if rule.is_web:
+        if _application_fits(rule):
             application.append(_application_rule(rule, sources))
-        elif kind is Target.WILDCARD or kind is Target.FQDN_TAG:
+            continue
+        if rule.is_web:
+            warnings.append(
+                f"{' '.join(rule.requirement_ids)}: port {rule.port} is above what application "
+                f"rules take ({APPLICATION_MAX_PORT}); a network rule is used where possible"
+            )
+        if kind is Target.WILDCARD or kind is Target.FQDN_TAG:
             warnings.append(
                 f"{' '.join(rule.requirement_ids)}: {rule.destination.value} on "
                 f"{rule.protocol.value} {rule.port} left out: network rules take no wildcards "

@@ -37,7 +37,7 @@ def render_squid(allowlist: Allowlist, options: RenderOptions) -> tuple[str, lis
     ports: set[int] = set()
     body: list[str] = []
     warnings: list[str] = []
-    for rule in compact(allowlist.rules, Semantics.ANY_DEPTH):
+    for rule in compact(allowlist.rules, Semantics.ANY_DEPTH, lambda r: r.is_web):
         kind = rule.destination.kind
         if not rule.is_web or kind is Target.FQDN_TAG:
             warnings.append(

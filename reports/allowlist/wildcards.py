@@ -13,7 +13,7 @@ matches, so the set of allowed flows does not change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from reports.allowlist.ruleset import AllowRule, Target, merge
@@ -51,12 +51,20 @@ def _covering_suffixes(rule: AllowRule, semantics: Semantics) -> list[str]:
     return [".".join(labels[i:]) for i in range(1, len(labels))][::-1]
 
 
-def compact(rules: Sequence[AllowRule], semantics: Semantics) -> list[AllowRule]:
-    """Fold every rule that a wildcard rule (same protocol and port) covers into that rule."""
+def compact(
+    rules: Sequence[AllowRule],
+    semantics: Semantics,
+    emitted: Callable[[AllowRule], bool] = lambda rule: True,
+) -> list[AllowRule]:
+    """Fold every rule that a wildcard rule (same protocol and port) covers into that rule.
+
+    Only wildcards the format will actually write (`emitted`) may absorb other rules, so a
+    name is never folded into a wildcard that is then left out.
+    """
     wildcards: dict[tuple[str, Protocol, int], int] = {
         (r.destination.suffix, r.protocol, r.port): i
         for i, r in enumerate(rules)
-        if r.destination.kind is Target.WILDCARD
+        if r.destination.kind is Target.WILDCARD and emitted(r)
     }
     if not wildcards or semantics is Semantics.NONE:
         return list(rules)

@@ -117,7 +117,7 @@ def _check_arm_rule(rule: dict[str, Any]) -> None:
     assert all(_TAG.match(t) for t in rule.get("fqdnTags", []))
     assert all(_destination_ok(d) for d in rule.get("destinationAddresses", []))
     assert all(_port_ok(p) for p in rule.get("destinationPorts", []))
-    assert all(_port_ok(p["port"]) for p in rule.get("protocols", []))
+    assert all(_port_ok(p["port"]) and p["port"] <= 64000 for p in rule.get("protocols", []))
     assert set(rule.get("ipProtocols", [])) <= {"TCP", "UDP"}
     assert not re.search(r"[\"`\\$\x00-\x1f]", rule["description"])
 

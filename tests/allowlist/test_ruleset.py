@@ -179,3 +179,21 @@ def test_compaction_folds_only_what_the_wildcard_covers_in_that_format() -> None
     assert cilium["*.b.example.com:443"] == ("mine/narrow-wild", "mine/two-labels")
     assert "example.com:443" in cilium
     assert len(kept(Semantics.NONE)) == len(rules)
+
+
+def test_https_above_port_64000_goes_to_a_network_rule_in_azure_firewall() -> None:
+    import json
+
+    requirements = [
+        _requirement("a.example.com", id="mine/high", port=64500),
+        _requirement("*.example.com", id="mine/high-wild", port=64500),
+    ]
+    rendered = render_allowlist("azure-firewall", build_allowlist(requirements, ["10.0.0.0/16"]))
+    rules = [
+        r for c in json.loads(rendered.text)["properties"]["ruleCollections"] for r in c["rules"]
+    ]
+    assert [(r["ruleType"], r.get("destinationFqdns"), r["destinationPorts"]) for r in rules] == [
+        ("NetworkRule", ["a.example.com"], ["64500"])
+    ]
+    assert any("above what application rules take" in w for w in rendered.warnings)
+    assert any("network rules take no wildcards" in w for w in rendered.warnings)
