@@ -79,7 +79,9 @@ def test_pools_that_disagree_show_in_the_table_and_the_json(fakekube: Any) -> No
         "reason": f"not run: waits on {MCR}, which failed",
         "blocked_by": MCR,
     }
-    same = next(c for c in document["checks"] if c["id"] == "dns:lab-aks-00000000.hcp.eastus.azmk8s.io")
+    same = next(
+        c for c in document["checks"] if c["id"] == "dns:lab-aks-00000000.hcp.eastus.azmk8s.io"
+    )
     assert not same["differs"]
     table = comparison_table(comparison)
     mcr_line = next(line for line in table.splitlines() if line.split()[1:2] == [MCR])
@@ -188,11 +190,11 @@ def test_the_namespace_of_someone_else_is_never_adopted_or_deleted(fakekube: Any
 
 
 def test_no_token_and_no_role_when_the_plan_needs_no_api(fakekube: Any) -> None:
-    from tests.conftest import example_config
+    from preflight.incluster import in_cluster_plan
     from rules.catalogue import requirements_for
     from rules.model import Phase
     from rules.plan import build_plan
-    from preflight.incluster import in_cluster_plan
+    from tests.conftest import example_config
 
     plan = in_cluster_plan(
         build_plan(requirements_for(example_config("lab.yaml")), [Phase.ROUTER_INSTALL])
@@ -210,8 +212,11 @@ def test_no_token_and_no_role_when_the_plan_needs_no_api(fakekube: Any) -> None:
 
     kinds = {o["kind"] for o in created if o["metadata"].get("namespace") == spec.namespace}
     assert "Role" not in kinds and "RoleBinding" not in kinds
-    account = next(o for o in created if o["kind"] == "ServiceAccount" and
-                   o["metadata"]["name"] == SERVICE_ACCOUNT)
+    account = next(
+        o
+        for o in created
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == SERVICE_ACCOUNT
+    )
     assert account["automountServiceAccountToken"] is False
     pod = next(o for o in created if o["kind"] == "Pod")
     assert pod["spec"]["automountServiceAccountToken"] is False
