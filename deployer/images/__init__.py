@@ -14,8 +14,10 @@ from deployer.images.ensure import (
     EnsureResult,
     LookupResult,
     copy_image,
+    copy_reference,
     ensure_image,
     lookup,
+    lookup_environment,
     resolve,
 )
 from deployer.images.errors import (
@@ -62,9 +64,11 @@ __all__ = [
     "TransferStats",
     "UploadFailed",
     "copy_image",
+    "copy_reference",
     "ensure_image",
     "from_inference_environment",
     "load_environment_file",
     "lookup",
+    "lookup_environment",
     "resolve",
 ]

@@ -274,3 +274,37 @@ def ensure_image(
         built = build_image(resolved, base, Path(folder), pip_args=pip_args)
         digest = push_built(registry, built, base, target)
     return EnsureResult(target.with_digest(digest), "built", resolved, registry.stats)
+
+
+def lookup_environment(
+    environment: ImageEnvironment | Path | Any,
+    workspace_registry: RegistryLocation | str,
+    shared_registry: RegistryLocation | str | None = None,
+    *,
+    transport: RegistryTransport | None = None,
+) -> LookupResult:
+    """Where the environment's image already is (workspace first), writing nothing."""
+    environment = as_environment(environment)
+    workspace = as_location(workspace_registry, "workspace registry")
+    shared = as_location(shared_registry, "shared registry") if shared_registry else None
+    registry = make_registry(transport, NULL_PROGRESS, CHUNK_SIZE)
+    resolved, _ = resolve(registry, environment)
+    return lookup(registry, resolved, workspace, shared)
+
+
+def copy_reference(
+    source: ImageReference | str,
+    target: ImageReference | str,
+    *,
+    transport: RegistryTransport | None = None,
+    progress: ProgressSink = NULL_PROGRESS,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[ImageReference, TransferStats]:
+    """`image push`: copy one image (manifest or index) to another registry or repository."""
+    src = source if isinstance(source, ImageReference) else ImageReference.parse(source, "source")
+    dst = target if isinstance(target, ImageReference) else ImageReference.parse(target, "target")
+    if dst.digest:
+        raise ImageConfigError("target", "give a tag, not a digest (the digest is kept)")
+    registry = make_registry(transport, progress, chunk_size)
+    digest = copy_image(registry, src, dst)
+    return dst.with_digest(digest), registry.stats

@@ -21,7 +21,13 @@ import httpx
 from deployer.images.errors import ImageNotFound, RegistryError, UploadFailed
 from deployer.images.progress import NULL_PROGRESS, ProgressSink
 from deployer.images.reference import ImageReference, RegistryLocation
-from deployer.images.transport import RegistryTransport, fail, scope_for
+from deployer.images.transport import (
+    TEMPORARY_STATUSES,
+    RegistryTransport,
+    error_code,
+    fail,
+    scope_for,
+)
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -346,10 +352,8 @@ class Registry:
             content=chunk,
             retry=False,
         )
-        if response.status_code == 416:
-            raise RegistryError(f"{target}: upload range refused", status=416, temporary=True)
         if response.status_code != 202:
-            fail(response, f"{target}: upload chunk")
+            _upload_failure(response, f"{target}: upload chunk")
         return _next_location(location, response)
 
     def _commit(
@@ -367,12 +371,29 @@ class Registry:
             "PUT", target.host, url, scopes=scopes, headers=headers, content=body, retry=False
         )
         if response.status_code != 201:
-            fail(response, f"{target}: upload commit of {digest[:19]}")
+            _upload_failure(response, f"{target}: upload commit of {digest[:19]}")
 
 
 def _next_location(current: str, response: httpx.Response) -> str:
     new = response.headers.get("location")
     return urljoin(current, new) if new else current
+
+
+def _upload_failure(response: httpx.Response, what: str) -> None:
+    """A lost session (404), a range the registry refuses (416) or bytes that do not match
+    the digest (400 DIGEST_INVALID) are worth a clean restart; other answers are final."""
+    response.read()
+    code = _code(response)
+    restartable = response.status_code in (404, 416) or code == "DIGEST_INVALID"
+    if restartable or response.status_code in TEMPORARY_STATUSES:
+        suffix = f" {code}" if code else ""
+        raise RegistryError(
+            f"{what}: HTTP {response.status_code}{suffix}",
+            status=response.status_code,
+            code=code,
+            temporary=True,
+        )
+    fail(response, what)
 
 
 def _held_bytes(header: str) -> int:
@@ -383,8 +404,6 @@ def _held_bytes(header: str) -> int:
 
 
 def _code(response: httpx.Response) -> str:
-    from deployer.images.transport import error_code
-
     return error_code(response)
 
 

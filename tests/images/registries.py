@@ -8,6 +8,7 @@ import base64
 import datetime
 import gzip
 import hashlib
+import http.client
 import io
 import json
 import shutil
@@ -219,11 +220,15 @@ def start_registry(folder: Path, token: TokenServer | None = None) -> RegistryPr
         handle = RegistryProcess(f"127.0.0.1:{port}", folder, process)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and process.poll() is None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
-                if httpx.get(handle.url("/v2/"), timeout=1).status_code in (200, 401):
+                connection.request("GET", "/v2/")
+                if connection.getresponse().status in (200, 401):
                     return handle
-            except httpx.TransportError:
-                time.sleep(0.01)
+            except OSError:
+                time.sleep(0.005)
+            finally:
+                connection.close()
         handle.stop()
     raise RuntimeError(f"docker-registry did not start: {(folder / 'registry.log').read_text()}")
 

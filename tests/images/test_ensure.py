@@ -4,7 +4,6 @@ contents and config."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -237,7 +236,7 @@ def test_a_multi_arch_base_is_resolved_to_the_environments_platform(
     _, _, config = fetch(registry, "envs", result.reference.digest)
     assert config["architecture"] == "arm64"
     assert config["config"]["Labels"]["base.marker"] == "arm"
-    with pytest.raises(ImageConfigError, match="has no linux/amd64|is linux/arm64"):
+    with pytest.raises(ImageConfigError, match=r"has no linux/amd64"):
         arm_only = {"linux/arm64": images["linux/arm64"]}
         with httpx.Client() as client:
             push_index(client, registry.url(""), "base/arm", "1", arm_only)
