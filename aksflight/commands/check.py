@@ -276,7 +276,9 @@ def run_in_cluster(args: argparse.Namespace, config: Any, plan: Any, options: An
     show = not args.no_progress and args.output != "json" and sys.stderr.isatty()
     here = run_checks(plan, options, progress=show)
     cluster = _cluster_state(api, config, options.namespace)
-    run = Launcher(api, spec, on_progress=_progress_printer(show)).run()
+    # A stuck pod (image pull, unschedulable) is final after a quarter of the run, at most 15 s.
+    grace = min(15.0, args.in_cluster_timeout / 4)
+    run = Launcher(api, spec, stuck_grace_s=grace, on_progress=_progress_printer(show)).run()
     results = [judge_outcome(incluster, outcome) for outcome in run.outcomes]
     comparison = Comparison(
         plan=incluster,
