@@ -235,3 +235,13 @@ def test_per_node_pins_each_job_by_host_name(fakekube: Any) -> None:
         ("node-1", {"kubernetes.io/hostname": "node-1"}),
         ("node-2", {"kubernetes.io/hostname": "node-2"}),
     ]
+
+
+def test_a_refused_create_half_way_deletes_what_was_made(fakekube: Any) -> None:
+    fakekube.faults.add("POST", "*/rolebindings", 403, message="forbidden")
+
+    with pytest.raises(InClusterError, match="cannot create RoleBinding aksflight-probe: HTTP 403"):
+        _launcher(fakekube).run()
+
+    assert fakekube.requests.matching("POST", "*/roles")  # it got that far
+    assert leftovers(fakekube) == []
