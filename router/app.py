@@ -12,9 +12,9 @@ import asyncio
 import itertools
 import json
 import logging
+import math
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,8 @@ from router.body import StreamedBody
 from router.config import RouterConfig, ServiceConfig
 from router.datacollect import DataCollector
 from router.errors import AuthError, BodyTooLarge, NoReplicas, QueueTimeout, ReplicaFailed
-from router.http11 import Request, Response
+from router.fastpath import try_fast
+from router.messages import Request, Response, header_lines
 from router.metrics import RouterMetrics
 from router.pool import Replica, ReplicaPool
 from router.upstream import Exchange, UpstreamPool
@@ -58,11 +59,15 @@ HOP_BY_HOP = frozenset(
     }
 )
 _HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
-RESPONSE_DROP = frozenset(
-    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", REQUEST_ID.encode()}
-)
 JSON = [(b"content-type", b"application/json")]
 TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+_JSON_LINES = header_lines(JSON)
+_TEXT_LINES = header_lines(TEXT)
+_REQUEST_LINES = {
+    (method, route): f"{method} {route} HTTP/1.1\r\n".encode()
+    for method in ("GET", "POST")
+    for route in ("/score", "/swagger.json")
+}
 
 
 class _ScoringTimeout(Exception):
@@ -92,10 +97,11 @@ def _error(
     status: int,
     message: str,
     close: bool = False,
-    headers: Iterable[tuple[bytes, bytes]] = (),
+    lines: list[bytes] | None = None,
 ) -> None:
     response.close_after = close
-    response.send(status, [*JSON, *headers], json.dumps({"error": message}).encode())
+    body = json.dumps({"error": message}).encode()
+    response.send_lines(status, [*_JSON_LINES, *(lines or ())], body)
 
 
 class _RequestIds:
@@ -136,7 +142,8 @@ class Router:
             },
         )
         self.access_log = AccessLog(config.access_log.enabled, config.access_log.path)
-        self.upstreams = UpstreamPool()
+        self.upstreams = UpstreamPool(drop_headers=frozenset({REQUEST_ID.encode()}))
+        self.new_request_id = _new_request_id
         self.apply_config(config)
 
     # -- configuration ----------------------------------------------------------------------
@@ -232,31 +239,72 @@ class Router:
     async def _score(self, request: Request, response: Response, name: str, path: str) -> None:
         started = time.perf_counter()
         request_id = request.headers.get(REQUEST_ID) or _new_request_id()
+        id_line = b"x-ms-request-id: %s\r\n" % request_id.encode("latin-1")
         outcome = _Outcome()
         service = self.services.get(name)
         try:
             if service is None:
-                id_header = (b"x-ms-request-id", request_id.encode())
-                _error(response, 404, f"no service named {name!r}", headers=[id_header])
+                _error(response, 404, f"no service named {name!r}", lines=[id_line])
             else:
-                await self._authorised(request, response, service, path, request_id, outcome)
+                await self._authorised(request, response, service, path, id_line, outcome)
         finally:
             elapsed = time.perf_counter() - started
             status = response.status or 499
-            self.metrics.observe(name, status, elapsed)
-            if self.access_log.enabled:
-                self.access_log.write(
-                    time=time.time(),
-                    request_id=request_id,
-                    method=request.method,
-                    path=request.path,
-                    service=name,
-                    replica=outcome.replica,
-                    status=status,
-                    latency_ms=round(elapsed * 1000, 3),
-                    bytes_in=request.content_length,
-                    bytes_out=outcome.bytes_out,
-                )
+            self.record(
+                request, name, status, elapsed, request_id, outcome.replica, outcome.bytes_out
+            )
+
+    def fast(self, request: Request, response: Response) -> bool:
+        """The server's fast handler: see router.fastpath."""
+        if try_fast(self, request, response):
+            self.metrics.fast_path += 1
+            return True
+        return False
+
+    def record(  # noqa: PLR0917
+        self,
+        request: Request,
+        service: str,
+        status: int,
+        elapsed: float,
+        request_id: str,
+        replica: str | None,
+        bytes_out: int,
+    ) -> None:
+        """Metrics and the access log line for one answered scoring request."""
+        self.metrics.observe(service, status, elapsed)
+        if self.access_log.enabled:
+            self.access_log.write(
+                time=time.time(),
+                request_id=request_id,
+                method=request.method,
+                path=request.path,
+                service=service,
+                replica=replica,
+                status=status,
+                latency_ms=round(elapsed * 1000, 3),
+                bytes_in=request.content_length,
+                bytes_out=bytes_out,
+            )
+
+    async def _check_auth(self, request: Request, service: Service) -> None:
+        """Check the credential once per connection and credential, not once per request.
+
+        The cache holds the authenticator it was checked by (a reload builds new ones, so a
+        rotated key is checked again) and the credential's expiry (tokens expire).
+        """
+        authorization = request.headers.get("authorization")
+        connection = request.connection
+        cached = connection.auth_cache
+        if (
+            cached is not None
+            and cached[0] is service.auth
+            and cached[1] == authorization
+            and (cached[2] == math.inf or cached[2] > time.time())
+        ):
+            return
+        valid_until = await service.auth.check(authorization)
+        connection.auth_cache = (service.auth, authorization, valid_until)
 
     async def _authorised(  # noqa: PLR0917
         self,
@@ -264,23 +312,27 @@ class Router:
         response: Response,
         service: Service,
         path: str,
-        request_id: str,
+        id_line: bytes,
         outcome: _Outcome,
     ) -> None:
-        id_header = (b"x-ms-request-id", request_id.encode())
-        open_swagger = path == "/swagger.json" and not service.config.swagger_requires_auth
-        try:
-            if not open_swagger:
-                await service.auth.check(request.headers.get("authorization"))
-        except AuthError as exc:
-            log.info("401 for %s (request %s): %s", service.config.name, request_id, exc)
-            realm = f'Bearer realm="{service.config.name}"'.encode()
-            response.send(401, [*TEXT, (b"www-authenticate", realm), id_header], b"Unauthorized")
-            return
+        if path != "/swagger.json" or service.config.swagger_requires_auth:
+            try:
+                await self._check_auth(request, service)
+            except AuthError as exc:
+                log.info(
+                    "401 for %s (request %s): %s", service.config.name, _request_id(id_line), exc
+                )
+                realm = f'Bearer realm="{service.config.name}"'.encode()
+                response.send_lines(
+                    401,
+                    [*_TEXT_LINES, b"www-authenticate: %s\r\n" % realm, id_line],
+                    b"Unauthorized",
+                )
+                return
         limit = self.config.max_request_body_bytes
         length = request.content_length
         if length is not None and length > limit:
-            self._too_large(response, id_header)
+            self._too_large(response, id_line)
             return
         body: bytes | StreamedBody
         if (length is not None and length <= SMALL_BODY) or (
@@ -290,15 +342,32 @@ class Router:
         else:
             body = StreamedBody(request.body, limit, self.config.replay_buffer_bytes)
         try:
-            await self._dispatch(request, response, service, path, body, request_id, outcome)
+            await self._dispatch(request, response, service, path, body, id_line, outcome)
         except BodyTooLarge:
             if not response.started:
-                self._too_large(response, id_header)
+                self._too_large(response, id_line)
 
-    def _too_large(self, response: Response, id_header: tuple[bytes, bytes]) -> None:
+    def _too_large(self, response: Response, id_line: bytes) -> None:
         message = f"request body exceeds {self.config.max_request_body_bytes} bytes"
         response.close_after = True
-        response.send(413, [*JSON, id_header], json.dumps({"error": message}).encode())
+        response.send_lines(413, [*_JSON_LINES, id_line], json.dumps({"error": message}).encode())
+
+    async def _acquire(self, request: Request, service: Service, tried: frozenset[str]) -> Replica:
+        """A free replica at once, or a place in the queue that a leaving client gives up."""
+        replica: Replica | None = request.claimed
+        if replica is not None:
+            request.claimed = None
+            if replica in service.pool.replicas:
+                return replica
+            service.pool.unclaim(replica)
+        replica = service.pool.try_acquire(tried)
+        if replica is not None:
+            return replica
+        request.cancel_on_disconnect = request.connection.worker
+        try:
+            return await service.pool.acquire(service.config.max_request_wait_time / 1000, tried)
+        finally:
+            request.cancel_on_disconnect = None
 
     async def _dispatch(  # noqa: PLR0917
         self,
@@ -307,34 +376,25 @@ class Router:
         service: Service,
         path: str,
         body: bytes | StreamedBody,
-        request_id: str,
+        id_line: bytes,
         outcome: _Outcome,
     ) -> None:
         config = service.config
-        id_header = (b"x-ms-request-id", request_id.encode())
-        wait_seconds = config.max_request_wait_time / 1000
         tried: frozenset[str] = frozenset()
         for _attempt in range(MAX_ATTEMPTS):
-            request.cancel_on_disconnect = asyncio.current_task()
             try:
-                replica = await service.pool.acquire(wait_seconds, tried)
+                replica = await self._acquire(request, service, tried)
             except QueueTimeout:
-                _error(
-                    response,
-                    503,
-                    "no replica became free within max_request_wait_time",
-                    headers=[id_header],
-                )
+                message = "no replica became free within max_request_wait_time"
+                _error(response, 503, message, lines=[id_line])
                 return
             except NoReplicas:
-                _error(response, 503, "the service has no replica available", headers=[id_header])
+                _error(response, 503, "the service has no replica available", lines=[id_line])
                 return
-            finally:
-                request.cancel_on_disconnect = None
             outcome.replica = replica.name
             try:
                 await self._forward(
-                    request, response, service, replica, path, body, request_id, outcome
+                    request, response, service, replica, path, body, id_line, outcome
                 )
                 return
             except ReplicaFailed as exc:
@@ -343,35 +403,38 @@ class Router:
                 self.upstreams.drop(replica.url)
                 tried = tried | {replica.url}
                 if isinstance(body, StreamedBody) and not body.replayable:
-                    _error(
-                        response,
-                        502,
-                        "the replica failed while receiving the request",
-                        headers=[id_header],
-                    )
+                    message = "the replica failed while receiving the request"
+                    _error(response, 502, message, lines=[id_line])
                     return
                 self.metrics.retries.labels(config.name).inc()
             except _ScoringTimeout:
                 message = f"scoring took longer than {config.scoring_timeout_ms} ms"
-                _error(response, 504, message, headers=[id_header])
+                _error(response, 504, message, lines=[id_line])
                 return
             finally:
                 service.pool.release(replica)
-        _error(response, 502, "every replica tried failed", headers=[id_header])
+        _error(response, 502, "every replica tried failed", lines=[id_line])
 
-    def _upstream_head(self, request: Request, path: str, request_id: str) -> bytes:
-        target = f"{path}?{request.query}" if request.query else path
-        lines = [f"{request.method} {target} HTTP/1.1\r\n".encode("latin-1")]
-        lines.extend(
-            b"%s: %s\r\n" % (name, value)
-            for name, value in request.raw_headers
-            if name not in _HOP_BY_HOP_BYTES
-        )
-        lines.append(f"x-ms-request-id: {request_id}\r\n".encode("latin-1"))
-        forwarded = request.headers.get("x-forwarded-for")
-        if request.remote:
-            chain = f"{forwarded}, {request.remote}" if forwarded else request.remote
-            lines.append(f"x-forwarded-for: {chain}\r\n".encode("latin-1"))
+    def upstream_head(self, request: Request, path: str, id_line: bytes) -> bytes:
+        """Request line and headers for the replica (Host and framing are added per hop)."""
+        if request.query:
+            line = f"{request.method} {path}?{request.query} HTTP/1.1\r\n".encode("latin-1")
+        else:
+            line = _REQUEST_LINES.get((request.method, path)) or (
+                f"{request.method} {path} HTTP/1.1\r\n".encode("latin-1")
+            )
+        lines = [line]
+        for name, value in request.raw_headers:
+            if name not in _HOP_BY_HOP_BYTES:
+                lines.append(b"%s: %s\r\n" % (name, value))
+        lines.append(id_line)
+        remote = request.connection.remote_bytes
+        if remote:
+            forwarded = request.headers.get("x-forwarded-for")
+            if forwarded:
+                lines.append(b"x-forwarded-for: %s, %s\r\n" % (forwarded.encode("latin-1"), remote))
+            else:
+                lines.append(b"x-forwarded-for: %s\r\n" % remote)
         return b"".join(lines)
 
     async def _forward(  # noqa: PLR0917
@@ -382,38 +445,42 @@ class Router:
         replica: Replica,
         path: str,
         body: bytes | StreamedBody,
-        request_id: str,
+        id_line: bytes,
         outcome: _Outcome,
     ) -> None:
-        head = self._upstream_head(request, path, request_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + service.config.scoring_timeout_ms / 1000
+        head = self.upstream_head(request, path, id_line)
+        deadline = _Deadline(request.connection.worker)
+        timer = asyncio.get_running_loop().call_later(
+            service.config.scoring_timeout_ms / 1000, deadline.expire
+        )
         exchange: Exchange | None = None
         try:
-            async with asyncio.timeout_at(deadline):
-                exchange = await self.upstreams.exchange(replica.url, head, body)
-                headers = _response_headers(exchange.headers, request_id)
-                length = exchange.content_length
-                collector = service.collector
-                if length is not None and length <= SMALL_RESPONSE:
-                    payload = await exchange.read_all()
-                    exchange.finish()
-                    outcome.bytes_out = len(payload)
-                    response.send(exchange.status, headers, payload)
-                    if collector is not None:
-                        collector.collect(request_id, exchange.status, _kept(body), payload)
-                    return
-                response.start(exchange.status, headers, length)
-                while chunk := await exchange.read():
-                    outcome.bytes_out += len(chunk)
-                    await response.write(chunk)
-                response.end()
+            exchange = await self.upstreams.exchange(replica.url, head, body)
+            lines = exchange.forward_lines
+            lines.append(id_line)
+            length = exchange.content_length
+            collector = service.collector
+            if length is not None and length <= SMALL_RESPONSE:
+                payload = await exchange.read_all()
                 exchange.finish()
+                outcome.bytes_out = len(payload)
+                response.send_lines(exchange.status, lines, payload)
                 if collector is not None:
-                    collector.collect(request_id, exchange.status, _kept(body), None)
-        except TimeoutError as exc:
+                    collector.collect(_request_id(id_line), exchange.status, _kept(body), payload)
+                return
+            response.start_lines(exchange.status, lines, length)
+            while chunk := await exchange.read():
+                outcome.bytes_out += len(chunk)
+                await response.write(chunk)
+            response.end()
+            exchange.finish()
+            if collector is not None:
+                collector.collect(_request_id(id_line), exchange.status, _kept(body), None)
+        except asyncio.CancelledError as exc:
             if exchange is not None:
                 exchange.abort()
+            if not deadline.uncancel():
+                raise
             if response.started:
                 raise ConnectionResetError("scoring timeout while streaming the response") from exc
             raise _ScoringTimeout from exc
@@ -423,26 +490,44 @@ class Router:
             if isinstance(body, StreamedBody) and body.too_large:
                 raise BodyTooLarge("request body over the limit") from None
             if not response.started:
-                _error(
-                    response,
-                    502,
-                    "the replica's response was cut off",
-                    headers=[(b"x-ms-request-id", request_id.encode())],
-                )
+                _error(response, 502, "the replica's response was cut off", lines=[id_line])
                 return
             raise
         except BaseException:
             if exchange is not None:
                 exchange.abort()
             raise
+        finally:
+            timer.cancel()
 
 
-def _response_headers(
-    upstream: Iterable[tuple[bytes, bytes]], request_id: str
-) -> list[tuple[bytes, bytes]]:
-    headers = [(name, value) for name, value in upstream if name not in RESPONSE_DROP]
-    headers.append((b"x-ms-request-id", request_id.encode("latin-1")))
-    return headers
+class _Deadline:
+    """`scoring_timeout_ms` for one request: a timer that cancels the connection's task.
+
+    What `asyncio.timeout` does, without its per-request Python machinery: `expire` marks the
+    cancellation as ours, `uncancel` tells the handler whether it was and undoes the count.
+    """
+
+    __slots__ = ("expired", "task")
+
+    def __init__(self, task: asyncio.Task[None] | None) -> None:
+        self.task = task
+        self.expired = False
+
+    def expire(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.expired = True
+            self.task.cancel()
+
+    def uncancel(self) -> bool:
+        if self.expired and self.task is not None:
+            self.task.uncancel()
+            return True
+        return False
+
+
+def _request_id(id_line: bytes) -> str:
+    return id_line[len(b"x-ms-request-id: ") : -2].decode("latin-1")
 
 
 def _kept(body: bytes | StreamedBody) -> bytes | None:

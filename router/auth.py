@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,13 @@ from router.errors import AuthError, ConfigError
 
 
 class Authenticator(Protocol):
-    """Checks the credential in a request's Authorization header."""
+    """Checks the credential in a request's Authorization header.
 
-    async def check(self, authorization: str | None) -> None: ...
+    `check` returns until when (wall-clock seconds) the credential stays valid: infinity for
+    keys, the expiry (plus leeway) for tokens. The router caches the answer per connection.
+    """
+
+    async def check(self, authorization: str | None) -> float: ...
 
 
 def _bearer(authorization: str | None) -> str:
@@ -36,8 +41,8 @@ def _bearer(authorization: str | None) -> str:
 
 
 class AllowAll:
-    async def check(self, authorization: str | None) -> None:
-        return None
+    async def check(self, authorization: str | None) -> float:
+        return math.inf
 
 
 class KeyAuthenticator:
@@ -46,11 +51,12 @@ class KeyAuthenticator:
     def __init__(self, config: KeyAuth) -> None:
         self._keys = (config.primary_key.encode(), config.secondary_key.encode())
 
-    async def check(self, authorization: str | None) -> None:
+    async def check(self, authorization: str | None) -> float:
         presented = _bearer(authorization).encode()
         matches = [hmac.compare_digest(presented, key) for key in self._keys]
         if not any(matches):
             raise AuthError("key matches neither the primary nor the secondary key")
+        return math.inf
 
 
 class _JwksKeys:
@@ -91,13 +97,13 @@ class TokenAuthenticator:
         self._jwks = _JwksKeys(config.jwks_url) if config.jwks_url else None
         self._public_keys = [_load_public_key(pem) for pem in config.public_keys]
 
-    async def check(self, authorization: str | None) -> None:
+    async def check(self, authorization: str | None) -> float:
         token = _bearer(authorization)
         keys = [await self._jwks.key_for(token)] if self._jwks else self._public_keys
         last_error: Exception | None = None
         for key in keys:
             try:
-                jwt.decode(
+                claims = jwt.decode(
                     token,
                     key,
                     algorithms=self._algorithms,
@@ -111,7 +117,7 @@ class TokenAuthenticator:
                 continue
             except jwt.PyJWTError as exc:
                 raise AuthError(f"token rejected: {exc}") from exc
-            return
+            return float(claims["exp"]) + self._config.leeway_seconds
         raise AuthError(f"token rejected: {last_error}") from last_error
 
 

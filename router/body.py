@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from router.errors import BodyTooLarge, ReplicaFailed
-from router.http11 import BodyReader
+from router.messages import BodyReader
 
 
 class StreamedBody:

@@ -13,213 +13,61 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from http import HTTPStatus
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import httptools
 
+from router.messages import ClientGone, Request, Response
+
 log = logging.getLogger(__name__)
 
-HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
 MAX_PIPELINED = 16
 KEEPALIVE_SECONDS = 75.0
 LINGER_SECONDS = 5.0
 LINGER_BYTES = 256 * 1024 * 1024
 Headers = list[tuple[bytes, bytes]]
 
-BODILESS = frozenset({204, 304})
 LOOKED_UP = frozenset(
     {b"authorization", b"content-length", b"expect", b"x-ms-request-id", b"x-forwarded-for"}
 )
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
-
-
-class ClientGone(Exception):
-    """The client closed its connection before the request body was complete."""
-
-
-class BodyReader:
-    """The request body as it arrives; reading it resumes the socket when the buffer drains."""
-
-    def __init__(self, connection: ServerConnection) -> None:
-        self._connection = connection
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self.complete = False
-        self.failed = False
-        self.expect_continue = False
-
-    def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered > HIGH_WATER:
-            self._connection.pause_reading()
-        self._wake()
-
-    def finish(self, failed: bool = False) -> None:
-        self.complete = True
-        self.failed = failed
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def read(self) -> bytes:
-        """The next chunk, or b"" at the end; raises ConnectionResetError if the client left."""
-        if self.expect_continue:
-            self.expect_continue = False
-            self._connection.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while not self._chunks:
-            if self.complete:
-                if self.failed:
-                    raise ClientGone("the client went away while sending the body")
-                return b""
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        chunk = self._chunks.popleft()
-        self._buffered -= len(chunk)
-        if self._buffered < LOW_WATER:
-            self._connection.resume_reading()
-        return chunk
-
-    async def read_all(self) -> bytes:
-        parts = []
-        while chunk := await self.read():
-            parts.append(chunk)
-        return b"".join(parts)
-
-
-class Request:
-    """One parsed request head.
-
-    `raw_headers` holds every header as sent (names lower-cased) for forwarding; `headers`
-    decodes only the few the router reads, which keeps the per-request cost down.
-    """
-
-    __slots__ = (
-        "body",
-        "cancel_on_disconnect",
-        "connection",
-        "content_length",
-        "headers",
-        "keep_alive",
-        "method",
-        "path",
-        "query",
-        "raw_headers",
-        "remote",
-        "version",
-    )
-
-    def __init__(self, connection: ServerConnection, method: str, target: bytes) -> None:
-        self.connection = connection
-        self.method = method
-        path, _, query = target.partition(b"?")
-        self.path = path.decode("latin-1")
-        self.query = query.decode("latin-1")
-        self.headers: dict[str, str] = {}  # only the LOOKED_UP names, decoded
-        self.raw_headers: list[tuple[bytes, bytes]] = []  # all of them, names lower-case
-        self.content_length: int | None = None
-        self.keep_alive = True
-        self.version = "1.1"
-        self.remote = connection.remote
-        self.body = BodyReader(connection)
-        self.cancel_on_disconnect: asyncio.Task[Any] | None = None
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-class Response:
-    """Writes one response on the connection: whole (`send`) or streamed (`start`/`write`)."""
-
-    def __init__(self, request: Request) -> None:
-        self._request = request
-        self._connection = request.connection
-        self.status = 0
-        self.started = False
-        self.finished = False
-        self.close_after = False
-        self._chunked = False
-        self.bytes_sent = 0
-
-    def _head(self, status: int, headers: Iterable[tuple[bytes, bytes]], framing: bytes) -> bytes:
-        self.status = status
-        self.started = True
-        keep_alive = self._request.keep_alive and not self.close_after
-        lines = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
-        lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
-        lines.append(framing)
-        lines.append(
-            b"connection: keep-alive\r\n\r\n" if keep_alive else b"connection: close\r\n\r\n"
-        )
-        return b"".join(lines)
-
-    def send(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> None:
-        if status in BODILESS:
-            body = b""
-            framing = b""
-        else:
-            framing = b"content-length: %d\r\n" % len(body)
-        head = self._head(status, headers, framing)
-        self._connection.write(head + body)
-        self.bytes_sent = len(body)
-        self.finished = True
-
-    def start(
-        self, status: int, headers: Iterable[tuple[bytes, bytes]], length: int | None
-    ) -> None:
-        if status in BODILESS:
-            framing = b""
-        elif length is None and self._request.version == "1.0":
-            self.close_after = True
-            framing = b""
-        elif length is None:
-            self._chunked = True
-            framing = b"transfer-encoding: chunked\r\n"
-        else:
-            framing = b"content-length: %d\r\n" % length
-        self._connection.write(self._head(status, headers, framing))
-
-    async def write(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        self.bytes_sent += len(chunk)
-        if self._chunked:
-            self._connection.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        else:
-            self._connection.write(chunk)
-        await self._connection.drain()
-
-    def end(self) -> None:
-        if self._chunked:
-            self._connection.write(b"0\r\n\r\n")
-        self.finished = True
 
 
 Handler = Callable[[Request, Response], Awaitable[None]]
+# Answers a request without a coroutine when it can (True); it then calls `finish_fast`.
+FastHandler = Callable[[Request, Response], bool]
+FAST_BODY_LIMIT = 64 * 1024
 
 
 class ServerConnection(asyncio.Protocol):
     """One client connection: parses requests and hands them, in order, to the handler."""
 
-    def __init__(self, handler: Handler, on_bad_request: Callable[[Response], None]) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        on_bad_request: Callable[[Response], None],
+        fast: FastHandler | None = None,
+    ) -> None:
         self._handler = handler
         self._on_bad_request = on_bad_request
+        self._fast = fast
+        # A request the fast handler may take once its (small) body is in: set at the end of
+        # its head, cleared when the body completes or the bytes at hand run out.
+        self._deferred: Request | None = None
+        self._fast_active = False
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
         self._header_name = b""
         self._current: Request | None = None
         self._queue: deque[Request] = deque()
+        self._loop = asyncio.get_running_loop()
+        # One worker task per connection, parked on `_more` between requests: waking a future
+        # costs far less than creating a task for every request.
         self._worker: asyncio.Task[None] | None = None
+        self._more: asyncio.Future[None] | None = None
+        self._busy = False
+        self.auth_cache: tuple[object, str | None, float] | None = None
         self._reading_paused = False
         self._writing_paused: asyncio.Future[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -229,13 +77,20 @@ class ServerConnection(asyncio.Protocol):
         self._discarded = 0
         self._eof = False
         self.remote = ""
+        self.remote_bytes = b""
 
     # -- transport events -------------------------------------------------------------------
+
+    @property
+    def worker(self) -> asyncio.Task[None] | None:
+        """The task running this connection's requests (one for the connection's lifetime)."""
+        return self._worker
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if peer else ""
+        self.remote_bytes = self.remote.encode("latin-1")
         self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -250,6 +105,9 @@ class ServerConnection(asyncio.Protocol):
             self._bad_request()
         except httptools.HttpParserError:
             self._bad_request()
+        if self._deferred is not None:  # the body is still coming: stream it, slowly
+            self._deferred = None
+            self._start_worker()
 
     def eof_received(self) -> bool:
         """The client stopped sending: like nginx, take it as leaving for what still waits in
@@ -258,7 +116,7 @@ class ServerConnection(asyncio.Protocol):
         if self._current is not None and not self._current.body.complete:
             self._current.body.finish(failed=True)
         self._cancel_waiting()
-        return self._worker is not None
+        return self._busy
 
     def _cancel_waiting(self) -> None:
         for waiting in (self._current, *self._queue):
@@ -277,9 +135,14 @@ class ServerConnection(asyncio.Protocol):
             self._writing_paused.set_exception(ConnectionResetError("client disconnected"))
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        self._wake_worker()
+
+    def _wake_worker(self) -> None:
+        if self._more is not None and not self._more.done():
+            self._more.set_result(None)
 
     def pause_writing(self) -> None:
-        self._writing_paused = asyncio.get_running_loop().create_future()
+        self._writing_paused = self._loop.create_future()
 
     def resume_writing(self) -> None:
         if self._writing_paused is not None and not self._writing_paused.done():
@@ -321,23 +184,82 @@ class ServerConnection(asyncio.Protocol):
         self._queue.append(request)
         if len(self._queue) > MAX_PIPELINED:
             self.pause_reading()
+        if (
+            self._fast is not None
+            and len(self._queue) == 1
+            and not self._busy
+            and not request.body.expect_continue
+            and (request.content_length or 0) <= FAST_BODY_LIMIT
+        ):
+            self._deferred = request
+            return
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        if self._fast_active:
+            return  # finish_fast starts it for what queued up meanwhile
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._serve())
+            self._worker = self._loop.create_task(self._serve())
+        else:
+            self._wake_worker()
 
     def on_body(self, body: bytes) -> None:
         if self._current is not None:
             self._current.body.feed(body)
 
     def on_message_complete(self) -> None:
-        if self._current is not None:
-            self._current.body.finish()
-            self._current = None
+        request = self._current
+        if request is None:
+            return
+        request.body.finish()
+        self._current = None
+        if self._deferred is request:
+            self._deferred = None
+            assert self._fast is not None
+            self._busy = self._fast_active = True
+            if not self._fast(request, Response(request)):
+                self.fall_back()
+
+    # -- the fast handler's side ------------------------------------------------------------
+
+    def fall_back(self) -> None:
+        """The fast handler gave the request up before answering: the worker serves it."""
+        self._fast_active = False
+        self._busy = False
+        if not self._closing:
+            self._start_worker()
+
+    def finish_fast(self, request: Request, response: Response) -> None:
+        """The fast handler answered the request at the head of the queue."""
+        self._fast_active = False
+        self._busy = False
+        if self._queue and self._queue[0] is request:
+            self._queue.popleft()
+        if self._closing:
+            return
+        if response.close_after or not request.keep_alive or self._eof:
+            self._close()
+            return
+        if self._reading_paused:
+            self.resume_reading()
+        if self._queue:
+            self._start_worker()
+        else:
+            self._arm_idle_timer()
 
     # -- serving ----------------------------------------------------------------------------
 
     async def _serve(self) -> None:
         try:
-            while self._queue and not self._closing:
+            while not self._closing:
+                if not self._queue:
+                    self._busy = False
+                    self._arm_idle_timer()
+                    self._more = self._loop.create_future()
+                    await self._more
+                    self._more = None
+                    continue
+                self._busy = True
                 request = self._queue[0]
                 response = Response(request)
                 try:
@@ -362,10 +284,12 @@ class ServerConnection(asyncio.Protocol):
                 if response.close_after or not request.keep_alive or self._eof:
                     self._close()
                     return
-                self.resume_reading()
+                if self._reading_paused:
+                    self.resume_reading()
         finally:
+            self._busy = False
             self._worker = None
-            self._arm_idle_timer()
+            self._more = None
 
     def _bad_request(self) -> None:
         if self._transport is None:
@@ -401,23 +325,22 @@ class ServerConnection(asyncio.Protocol):
 
     def _arm_idle_timer(self) -> None:
         """Note activity; one timer per connection re-checks it (no timer per request)."""
-        if self._transport is None or self._worker is not None:
+        if self._transport is None or self._busy:
             return
-        loop = asyncio.get_running_loop()
-        self._last_active = loop.time()
+        self._last_active = self._loop.time()
         if self._idle_timer is None:
-            self._idle_timer = loop.call_later(KEEPALIVE_SECONDS, self._idle_check)
+            self._idle_timer = self._loop.call_later(KEEPALIVE_SECONDS, self._idle_check)
 
     def _idle_check(self) -> None:
         self._idle_timer = None
         if self._transport is None:
             return
-        idle = asyncio.get_running_loop().time() - self._last_active
-        if self._worker is None and idle >= KEEPALIVE_SECONDS:
+        idle = self._loop.time() - self._last_active
+        if not self._busy and idle >= KEEPALIVE_SECONDS:
             self._close()
             return
         remaining = max(KEEPALIVE_SECONDS - idle, 1.0)
-        self._idle_timer = asyncio.get_running_loop().call_later(remaining, self._idle_check)
+        self._idle_timer = self._loop.call_later(remaining, self._idle_check)
 
     def _linger(self) -> None:
         """Answered before the body was read: drain what the client still sends, then close.
@@ -433,12 +356,15 @@ class ServerConnection(asyncio.Protocol):
         self.resume_reading()
         if transport.can_write_eof():
             transport.write_eof()
-        asyncio.get_running_loop().call_later(LINGER_SECONDS, self._abort)
+        self._loop.call_later(LINGER_SECONDS, self._abort)
 
     def _close(self) -> None:
         self._closing = True
         if self._transport is not None:
             self._transport.close()
+
+    def abort(self) -> None:
+        self._abort()
 
     def _abort(self) -> None:
         self._closing = True
@@ -452,10 +378,12 @@ async def serve(
     host: str,
     port: int,
     ssl_context: Any = None,
+    *,
+    fast: FastHandler | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: ServerConnection(handler, on_bad_request),
+        lambda: ServerConnection(handler, on_bad_request, fast),
         host,
         port,
         ssl=ssl_context,

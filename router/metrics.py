@@ -63,6 +63,7 @@ class _RequestStats(Collector):
     """Requests by (service, code) and a latency histogram per service, as plain numbers."""
 
     def __init__(self) -> None:
+        self.fast_path = 0
         self.counts: dict[tuple[str, int], int] = {}
         self.buckets: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}
@@ -96,7 +97,12 @@ class _RequestStats(Collector):
                 total += count
                 cumulative.append((_bound(bound), total))
             latency.add_metric([service], cumulative, self.sums[service])
-        yield from (requests, latency)
+        fast = CounterMetricFamily(
+            "router_fast_path_requests",
+            "Scoring requests answered from protocol callbacks, without a coroutine",
+        )
+        fast.add_metric([], self.fast_path)
+        yield from (requests, latency, fast)
 
 
 def _bound(value: float) -> str:
@@ -122,6 +128,14 @@ class RouterMetrics:
             registry=self.registry,
         )
         self.registry.register(_PoolCollector(pools, desired))
+
+    @property
+    def fast_path(self) -> int:
+        return self._stats.fast_path
+
+    @fast_path.setter
+    def fast_path(self, count: int) -> None:
+        self._stats.fast_path = count
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

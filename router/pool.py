@@ -206,6 +206,13 @@ class ReplicaPool:
             )
         self._drop_waiter(waiter)
 
+    def unclaim(self, replica: Replica) -> None:
+        """Give back a slot that was never used (nothing reached the replica)."""
+        replica.in_flight -= 1
+        self._in_flight -= 1
+        self._meter.update(self._in_flight + len(self._waiters))
+        self._wake()
+
     def release(self, replica: Replica) -> None:
         replica.in_flight -= 1
         replica.served += 1

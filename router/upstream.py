@@ -34,16 +34,45 @@ class BodySource(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
 
+# Response headers a proxy sets again itself, never forwarded as they came.
+HOP_BY_HOP_RESPONSE = frozenset(
+    {b"connection", b"keep-alive", b"transfer-encoding", b"content-length"}
+)
+
+
+class ExchangeListener(Protocol):
+    """Told about an exchange's progress instead of a coroutine awaiting it (the fast path)."""
+
+    buffer_limit: int
+
+    def on_head(self) -> None:
+        """The head of a response larger than `buffer_limit` (or of unknown size) arrived."""
+
+    def on_complete(self) -> None:
+        """The whole response arrived (its body is in `body_bytes()`)."""
+
+    def on_failed(self) -> None:
+        """The connection broke before the response was complete."""
+
+
 class Exchange(asyncio.Protocol):
-    """One connection to a replica; carries one request/response exchange at a time."""
+    """One connection to a replica; carries one request/response exchange at a time.
+
+    The parser lives as long as the connection (llhttp parses one kept-alive response after
+    the other). Response headers are kept both as pairs and as ready `name: value` lines
+    without the hop-by-hop ones, which is what the router writes to its client.
+    """
 
     def __init__(self, pool: _ReplicaConnections) -> None:
         self._pool = pool
         self._parser = httptools.HttpResponseParser(self)
+        self._drop = pool.drop_headers
         self.transport: asyncio.Transport | None = None
         self.reused = False
         self.status = 0
         self.headers: Headers = []
+        self.forward_lines: list[bytes] = []
+        self.listener: ExchangeListener | None = None
         self.content_length: int | None = None
         self._chunked = False
         self._head: asyncio.Future[None] | None = None
@@ -76,6 +105,10 @@ class Exchange(asyncio.Protocol):
         self._pool.forget(self)
         if self._head is not None and not self._head.done():
             self._head.set_exception(ConnectionResetError("replica closed the connection"))
+        listener = self.listener
+        if listener is not None and not self._complete:
+            self.listener = None
+            listener.on_failed()
         if not self._complete:
             if self.status and self.content_length is None and not self._chunked:
                 self._complete = True  # body delimited by the end of the connection
@@ -99,7 +132,9 @@ class Exchange(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         lower = name.lower()
         self.headers.append((lower, value))
-        if lower == b"content-length" and value.isdigit():
+        if lower not in self._drop:
+            self.forward_lines.append(b"%s: %s\r\n" % (lower, value))
+        elif lower == b"content-length" and value.isdigit():
             self.content_length = int(value)
         elif lower == b"transfer-encoding" and b"chunked" in value.lower():
             self._chunked = True
@@ -109,6 +144,12 @@ class Exchange(asyncio.Protocol):
         self.keep_alive = bool(self._parser.should_keep_alive())
         if self._head is not None and not self._head.done():
             self._head.set_result(None)
+        listener = self.listener
+        if listener is not None and (
+            self.content_length is None or self.content_length > listener.buffer_limit
+        ):
+            self.listener = None
+            listener.on_head()
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
@@ -121,6 +162,10 @@ class Exchange(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._complete = True
         self._wake()
+        listener = self.listener
+        if listener is not None:
+            self.listener = None
+            listener.on_complete()
 
     # -- use --------------------------------------------------------------------------------
 
@@ -132,10 +177,12 @@ class Exchange(asyncio.Protocol):
         self._failed = True
         self._wake()
 
-    def _reset(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
+    def _reset(
+        self, loop: asyncio.AbstractEventLoop, listener: ExchangeListener | None = None
+    ) -> None:
         self.status = 0
         self.headers = []
+        self.forward_lines = []
         self.content_length = None
         self._chunked = False
         self._chunks.clear()
@@ -143,7 +190,8 @@ class Exchange(asyncio.Protocol):
         self._complete = False
         self._failed = False
         self._got_bytes = False
-        self._head = asyncio.get_running_loop().create_future()
+        self.listener = listener
+        self._head = None if listener is not None else loop.create_future()
 
     def write(self, data: bytes) -> None:
         if self.transport is None:
@@ -184,7 +232,16 @@ class Exchange(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
+    def body_bytes(self) -> bytes:
+        """The body of a complete response (usual for a small one: it came with its head)."""
+        parts = list(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     async def read_all(self) -> bytes:
+        if self._complete:
+            return self.body_bytes()
         parts = []
         while chunk := await self.read():
             parts.append(chunk)
@@ -210,21 +267,26 @@ class Exchange(asyncio.Protocol):
 
 
 class _ReplicaConnections:
-    def __init__(self, host: str, port: int, authority: bytes) -> None:
+    def __init__(self, host: str, port: int, authority: bytes, drop_headers: frozenset[bytes]):
         self.host = host
         self.port = port
-        self.authority = authority
+        self.host_line = b"host: %s\r\n" % authority
+        self.drop_headers = drop_headers
         self.closed = False
         self._idle: list[Exchange] = []
 
-    async def take(self, fresh: bool) -> Exchange:
-        while self._idle and not fresh:
+    def take_idle(
+        self, loop: asyncio.AbstractEventLoop, listener: ExchangeListener | None = None
+    ) -> Exchange | None:
+        while self._idle:
             exchange = self._idle.pop()
             if exchange.transport is not None and not exchange.transport.is_closing():
                 exchange.reused = True
-                exchange._reset()
+                exchange._reset(loop, listener)
                 return exchange
-        loop = asyncio.get_running_loop()
+        return None
+
+    async def connect(self, loop: asyncio.AbstractEventLoop) -> Exchange:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 _, exchange = await loop.create_connection(
@@ -232,7 +294,7 @@ class _ReplicaConnections:
                 )
         except (OSError, TimeoutError) as exc:
             raise ReplicaFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        exchange._reset()
+        exchange._reset(loop)
         return exchange
 
     def put_back(self, exchange: Exchange) -> None:
@@ -253,10 +315,14 @@ class _ReplicaConnections:
 
 
 class UpstreamPool:
-    """Connections to every replica, kept alive between requests."""
+    """Connections to every replica, kept alive between requests.
 
-    def __init__(self) -> None:
+    `drop_headers` are the response headers not forwarded (hop-by-hop ones always).
+    """
+
+    def __init__(self, drop_headers: frozenset[bytes] = HOP_BY_HOP_RESPONSE) -> None:
         self._replicas: dict[str, _ReplicaConnections] = {}
+        self._drop = HOP_BY_HOP_RESPONSE | drop_headers
 
     def _connections(self, base_url: str) -> _ReplicaConnections:
         connections = self._replicas.get(base_url)
@@ -264,48 +330,65 @@ class UpstreamPool:
             parts = urlsplit(base_url)
             host = parts.hostname or "127.0.0.1"
             port = parts.port or 80
-            connections = _ReplicaConnections(host, port, parts.netloc.encode("idna"))
+            connections = _ReplicaConnections(host, port, parts.netloc.encode("idna"), self._drop)
             self._replicas[base_url] = connections
         return connections
 
+    def send_on_idle(
+        self, base_url: str, head: bytes, body: bytes, listener: ExchangeListener
+    ) -> Exchange | None:
+        """Send on a kept-alive connection and report to `listener`; None when none is idle."""
+        connections = self._replicas.get(base_url)
+        if connections is None:
+            return None
+        exchange = connections.take_idle(asyncio.get_running_loop(), listener)
+        if exchange is None:
+            return None
+        exchange.write(
+            b"%s%scontent-length: %d\r\n\r\n%s" % (head, connections.host_line, len(body), body)
+        )
+        return exchange
+
     async def exchange(self, base_url: str, head: bytes, body: bytes | BodySource) -> Exchange:
         """Send `head` (request line and headers, without Host) and the body; await the head."""
-        connections = self._connections(base_url)
-        for fresh in (False, True):
-            exchange = await connections.take(fresh)
+        connections = self._replicas.get(base_url) or self._connections(base_url)
+        loop = asyncio.get_running_loop()
+        exchange = connections.take_idle(loop)
+        fresh = exchange is None
+        if exchange is None:
+            exchange = await connections.connect(loop)
+        while True:
             try:
-                payload = body if isinstance(body, bytes) else body.chunks()
-                await self._send(exchange, connections.authority, head, payload)
-                await exchange.response_head()
+                if isinstance(body, bytes):
+                    exchange.write(
+                        b"%s%scontent-length: %d\r\n\r\n%s"
+                        % (head, connections.host_line, len(body), body)
+                    )
+                else:
+                    await self._send_streamed(exchange, connections.host_line, head, body.chunks())
+                assert exchange._head is not None
+                await exchange._head
                 return exchange
             except ConnectionResetError as exc:
                 exchange.abort()
                 if exchange.answered:
                     raise
                 replayable = isinstance(body, bytes) or body.replayable
-                if exchange.reused and replayable and not fresh:
-                    continue
-                raise ReplicaFailed("the replica closed the connection without answering") from exc
+                if not (exchange.reused and replayable and not fresh):
+                    raise ReplicaFailed(
+                        "the replica closed the connection without answering"
+                    ) from exc
             except BaseException:
                 exchange.abort()
                 raise
-        raise ReplicaFailed("the replica closed the connection without answering")
+            exchange = await connections.connect(loop)
+            fresh = True
 
     @staticmethod
-    async def _send(
-        exchange: Exchange,
-        authority: bytes,
-        head: bytes,
-        body: bytes | AsyncIterator[bytes] | None,
+    async def _send_streamed(
+        exchange: Exchange, host_line: bytes, head: bytes, body: AsyncIterator[bytes]
     ) -> None:
-        host = b"host: %s\r\n" % authority
-        if body is None or isinstance(body, bytes):
-            payload = body or b""
-            exchange.write(
-                b"%s%scontent-length: %d\r\n\r\n%s" % (head, host, len(payload), payload)
-            )
-            return
-        exchange.write(b"%s%stransfer-encoding: chunked\r\n\r\n" % (head, host))
+        exchange.write(b"%s%stransfer-encoding: chunked\r\n\r\n" % (head, host_line))
         async for chunk in body:
             if chunk:
                 exchange.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
