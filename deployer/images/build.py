@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ LABEL_DEFINITION = "io.aksflight.environment.definition"
 LABEL_NAME = "io.aksflight.environment.name"
 LABEL_MODEL_SERVER = "io.aksflight.model-server"
 PIP_TIMEOUT_S = 1800
+LARGE_DISTRIBUTION = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def pip_command(
         "--python-version",
         resolved.python,
         "--no-warn-script-location",
+        "--no-warn-conflicts",
         "--disable-pip-version-check",
         "--no-input",
         "--quiet",
@@ -157,6 +160,61 @@ def _make_portable(target: Path) -> None:
         record.write_text("\n".join(changed) + "\n", encoding="utf-8")
 
 
+def _distribution_roots(site: Path) -> dict[str, set[str]]:
+    """Each top-level entry of `site` → the distributions whose RECORD lists files in it."""
+    owners: dict[str, set[str]] = {}
+    for record in sorted(site.glob("*.dist-info/RECORD")):
+        distribution = record.parent.name.split("-", 1)[0].lower()
+        owners.setdefault(record.parent.name, set()).add(distribution)
+        for line in record.read_text(encoding="utf-8").splitlines():
+            top = line.partition(",")[0].split("/", 1)[0]
+            if top and top not in ("..", "bin"):
+                owners.setdefault(top, set()).add(distribution)
+    return owners
+
+
+def _tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def package_layers(site: Path) -> list[tuple[str, LayerWriter]]:
+    """The installed packages as layers: each distribution of at least LARGE_DISTRIBUTION
+    bytes on its own (sorted by name), the rest together. Layers depend only on the files,
+    so a large dependency (numpy, scipy) is the same blob in every environment that has the
+    same version, and is stored and uploaded once."""
+    owners = _distribution_roots(site)
+    groups: dict[str, list[Path]] = {}
+    for entry in sorted(site.iterdir()):
+        claimed = owners.get(entry.name, set())
+        key = next(iter(claimed)) if len(claimed) == 1 else ""
+        groups.setdefault(key, []).append(entry)
+    rest = groups.pop("", [])
+    writers: list[tuple[str, LayerWriter]] = []
+    for distribution in sorted(groups):
+        entries = groups[distribution]
+        if sum(_tree_size(e) for e in entries) < LARGE_DISTRIBUTION:
+            rest += entries
+            continue
+        writers.append((f"packages-{distribution}", _layer_of(entries)))
+    if rest:
+        writers.append(("packages", _layer_of(sorted(rest))))
+    return writers
+
+
+def _layer_of(entries: list[Path]) -> LayerWriter:
+    writer = LayerWriter()
+    writer.add_dir(startup.SITE_PACKAGES)
+    for entry in entries:
+        inside = f"{startup.SITE_PACKAGES}/{entry.name}"
+        if entry.is_dir() and not entry.is_symlink():
+            writer.add_tree(entry, inside)
+        else:
+            writer.add_path(entry, inside)
+    return writer
+
+
 def startup_layer() -> LayerWriter:
     writer = LayerWriter()
     writer.add_bytes(startup.ENTRYPOINT, startup.ENTRYPOINT_SCRIPT.encode(), executable=True)
@@ -174,15 +232,18 @@ def build_image(
 ) -> BuiltImage:
     """Install, pack and describe the image in `workdir`; uploads nothing."""
     env = resolved.environment
-    layers: list[Layer] = []
+    writers: list[tuple[str, LayerWriter]] = []
     if env.install_requirements:
         site = workdir / "python"
         site.mkdir(parents=True, exist_ok=True)
         install_requirements(resolved, site, pip_args, python)
-        packages = LayerWriter()
-        packages.add_tree(site, startup.SITE_PACKAGES)
-        layers.append(packages.write(workdir / "packages.tar.gz"))
-    layers.append(startup_layer().write(workdir / "startup.tar.gz"))
+        writers += package_layers(site)
+    writers.append(("startup", startup_layer()))
+    # compression is the slow part and zlib releases the GIL: one thread per layer; the
+    # number of threads changes nothing in the bytes
+    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        futures = [pool.submit(w.write, workdir / f"{name}.tar.gz") for name, w in writers]
+        layers = [future.result() for future in futures]
     docker = base.manifest.media_type == DOCKER_MANIFEST
     config = _image_config(resolved, base, layers)
     config_bytes = json.dumps(config, separators=(",", ":"), ensure_ascii=False).encode()
@@ -246,7 +307,7 @@ def _image_config(
     rootfs = dict(config.get("rootfs") or {"type": "layers"})
     rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), *(lay.diff_id for lay in layers)]
     config["rootfs"] = rootfs
-    steps = ["the requirements (pip --target)"] if has_packages else []
+    steps = [f"the requirements (pip --target), {lay.path.name}" for lay in layers[:-1]]
     history = list(config.get("history") or [])
     for step in [*steps, "the model server start-up files"]:
         history.append({"created": CREATED, "created_by": f"aksflight image build: {step}"})

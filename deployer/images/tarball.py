@@ -81,6 +81,18 @@ class LayerWriter:
     def add_dir(self, image_path: str) -> None:
         self._add(image_path, _Entry("dir"))
 
+    def add_path(self, source: Path, image_path: str) -> None:
+        """One file or symlink from this machine."""
+        info = source.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            self._add(image_path, _Entry("symlink", target=os.readlink(source)))
+        elif stat.S_ISREG(info.st_mode):
+            self._add(
+                image_path, _Entry("file", source=source, executable=bool(info.st_mode & 0o111))
+            )
+        else:
+            raise ImageBuildError(f"{source}: not a file or symlink")
+
     def add_tree(self, source: Path, image_path: str) -> None:
         """`source`'s contents below `image_path` (symlinks kept, other special files refused)."""
         self.add_dir(image_path)

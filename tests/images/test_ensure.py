@@ -278,3 +278,34 @@ def test_registry_client_sees_the_tag(registry, base, pip_args, make_transport):
     assert reg.head_manifest(result.reference.location.image(tag=result.resolved.tag)) == (
         result.reference.digest
     )
+
+
+def test_large_distributions_get_their_own_layer_shared_between_environments(
+    registry, base, pip_args, make_transport, monkeypatch
+):
+    import deployer.images.build as build_module
+
+    monkeypatch.setattr(build_module, "LARGE_DISTRIBUTION", 100 * 1024)  # idna is larger
+    workspace = RegistryLocation(registry.host, "envs")
+    one = ensure_image(
+        environment(base, "six==1.17.0", "idna"),
+        workspace,
+        transport=make_transport(),
+        pip_args=pip_args,
+    )
+    manifest, layers, config = fetch(registry, "envs", one.reference.digest)
+    assert len(layers) == 4  # base, idna, the rest (six), start-up
+    with_idna = {d["digest"] for d in manifest["layers"]}
+    names = [h["created_by"] for h in config["history"][1:]]
+    assert names == [
+        "aksflight image build: the requirements (pip --target), packages-idna.tar.gz",
+        "aksflight image build: the requirements (pip --target), packages.tar.gz",
+        "aksflight image build: the model server start-up files",
+    ]
+    two = ensure_image(
+        environment(base, "idna"), workspace, transport=make_transport(), pip_args=pip_args
+    )
+    manifest_two, _, _ = fetch(registry, "envs", two.reference.digest)
+    shared_layers = with_idna & {d["digest"] for d in manifest_two["layers"]}
+    assert len(shared_layers) == 3  # base, idna's layer, start-up: stored once
+    assert set(two.stats.present) >= shared_layers - set(two.stats.mounted)
