@@ -116,6 +116,10 @@ class DeploymentConfiguration(BaseModel):
     def effective_namespace(self, default: str = "default") -> str:
         return self.namespace or default
 
+    def given(self) -> dict[str, Any]:
+        """Only the parameters that were set: what a record or a YAML file keeps."""
+        return {k: v for k, v in self.to_dict().items() if k in self.model_fields_set}
+
     def to_dict(self) -> dict[str, Any]:
         """The parameters as given (None for unset), for YAML round trips and records."""
         return self.model_dump(mode="json")
