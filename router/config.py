@@ -15,8 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from router.errors import ConfigError
+from router.scaling_config import SelfScalingConfig
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
+IN_CLUSTER_DRAIN_DELAY = 5.0
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -31,6 +33,7 @@ class ClusterPurpose(StrEnum):
     """DevTest clusters disable the router's own autoscaling, as in v1."""
 
     FAST_PROD = "FastProd"
+    DENSE_PROD = "DenseProd"
     DEV_TEST = "DevTest"
 
 
@@ -201,11 +204,17 @@ class RouterConfig(_Strict):
     replay_buffer_bytes: Annotated[int, Field(ge=0)] = 1024 * 1024
     replica_retry_seconds: PositiveFloat = 1.0
     reload_seconds: Annotated[float, Field(ge=0)] = 1.0
-    shutdown_grace_seconds: Annotated[float, Field(ge=0)] = 10.0
+    # On SIGTERM: readiness off at once, keep serving for drain_delay_seconds while load
+    # balancers notice (None: 5 s when discovery or peers use Kubernetes, else 0), then stop
+    # accepting and give requests in flight up to shutdown_grace_seconds (None: the longest
+    # scoring_timeout_ms of any service, at least 1 s).
+    drain_delay_seconds: Annotated[float, Field(ge=0)] | None = None
+    shutdown_grace_seconds: Annotated[float, Field(ge=0)] | None = None
     access_log: AccessLogConfig = Field(default_factory=AccessLogConfig)
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     peers: PeersConfig = Field(default_factory=PeersConfig)
     scaler: ScalerConfig = Field(default_factory=ScalerConfig)
+    self_scaling: SelfScalingConfig = Field(default_factory=SelfScalingConfig)
     services: list[ServiceConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -218,6 +227,23 @@ class RouterConfig(_Strict):
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((service for service in self.services if service.name == name), None)
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.discovery.kind == "kubernetes" or self.peers.kind == "kubernetes"
+
+    @property
+    def drain_delay(self) -> float:
+        if self.drain_delay_seconds is not None:
+            return self.drain_delay_seconds
+        return IN_CLUSTER_DRAIN_DELAY if self.in_cluster else 0.0
+
+    @property
+    def shutdown_grace(self) -> float:
+        if self.shutdown_grace_seconds is not None:
+            return self.shutdown_grace_seconds
+        longest = max((s.scoring_timeout_ms for s in self.services), default=1000)
+        return max(1.0, longest / 1000)
 
 
 def _first_error(exc: ValidationError) -> str:

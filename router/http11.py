@@ -47,8 +47,12 @@ class ServerConnection(asyncio.Protocol):
         handler: Handler,
         on_bad_request: Callable[[Response], None],
         fast: FastHandler | None = None,
+        registry: ConnectionRegistry | None = None,
     ) -> None:
         self._handler = handler
+        self._registry = registry
+        # Set when the router stops: the next answer says `connection: close`, idle ends now.
+        self.draining = registry.draining if registry is not None else False
         self._on_bad_request = on_bad_request
         self._fast = fast
         # A request the fast handler may take once its (small) body is in: set at the end of
@@ -91,6 +95,8 @@ class ServerConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = str(peer[0]) if peer else ""
         self.remote_bytes = self.remote.encode("latin-1")
+        if self._registry is not None:
+            self._registry.connections.add(self)
         self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -126,6 +132,8 @@ class ServerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._transport = None
+        if self._registry is not None:
+            self._registry.connections.discard(self)
         self._cancel_waiting()
         if self._current is not None:
             self._current.body.finish(failed=not self._current.body.complete)
@@ -237,7 +245,7 @@ class ServerConnection(asyncio.Protocol):
             self._queue.popleft()
         if self._closing:
             return
-        if response.close_after or not request.keep_alive or self._eof:
+        if response.close_after or not request.keep_alive or self._eof or self.draining:
             self._close()
             return
         if self._reading_paused:
@@ -281,7 +289,7 @@ class ServerConnection(asyncio.Protocol):
                 if not request.body.complete:
                     self._linger()
                     return
-                if response.close_after or not request.keep_alive or self._eof:
+                if response.close_after or not request.keep_alive or self._eof or self.draining:
                     self._close()
                     return
                 if self._reading_paused:
@@ -366,10 +374,32 @@ class ServerConnection(asyncio.Protocol):
     def abort(self) -> None:
         self._abort()
 
+    def start_draining(self) -> None:
+        """Answer what is under way with `connection: close`; an idle connection closes now."""
+        self.draining = True
+        if not self._busy and not self._queue and self._current is None:
+            self._close()
+
     def _abort(self) -> None:
         self._closing = True
         if self._transport is not None:
             self._transport.abort()
+
+
+class ConnectionRegistry:
+    """The open client connections of one listener, so that stopping can drain them."""
+
+    def __init__(self) -> None:
+        self.connections: set[ServerConnection] = set()
+        self.draining = False
+
+    def drain(self) -> None:
+        self.draining = True
+        for connection in list(self.connections):
+            connection.start_draining()
+
+    def __len__(self) -> int:
+        return len(self.connections)
 
 
 async def serve(
@@ -380,10 +410,11 @@ async def serve(
     ssl_context: Any = None,
     *,
     fast: FastHandler | None = None,
+    registry: ConnectionRegistry | None = None,
 ) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: ServerConnection(handler, on_bad_request, fast),
+        lambda: ServerConnection(handler, on_bad_request, fast, registry),
         host,
         port,
         ssl=ssl_context,

@@ -168,7 +168,9 @@ class Response:
         """Status line, headers, framing and the first body bytes in one write."""
         self.status = status
         self.started = True
-        keep_alive = self._request.keep_alive and not self.close_after
+        keep_alive = (
+            self._request.keep_alive and not self.close_after and not self._connection.draining
+        )
         status_line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
         self._connection.write(
             b"".join(

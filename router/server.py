@@ -66,6 +66,7 @@ class RouterServer:
         self.peers = PeerSet(config.peers.self_name)
         self.autoscalers: dict[str, Autoscaler] = {}
         self._server: asyncio.Server | None = None
+        self.connections = http11.ConnectionRegistry()
         self._tasks: list[asyncio.Task[None]] = []
         self._config_mtime = self._mtime()
         self._probe_session: aiohttp.ClientSession | None = None
@@ -98,6 +99,7 @@ class RouterServer:
                 listen.port,
                 ssl_context,
                 fast=self.router.fast,
+                registry=self.connections,
             )
         except OSError as exc:
             await self.stop()
@@ -147,18 +149,26 @@ class RouterServer:
                 self._spawn(autoscaler.run())
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight or queued finish (up to the grace), then stop.
+        """Drain, then stop: no request that reached the router is lost.
 
-        Readiness turns 503 first, so a load balancer stops sending while the router drains.
+        Readiness turns 503 first and the router keeps serving for the drain delay, so load
+        balancers (EndpointSlices, kube-proxy) stop sending; then it stops accepting, answers
+        what is under way with `connection: close`, closes idle connections, and gives what
+        is in flight or queued up to the grace (by default the longest scoring timeout).
         """
         if self._stopping:
             await self._stopped.wait()
             return
         self._stopping = True
         self.router.ready = False
+        delay = self.config.drain_delay
+        if delay and self._server is not None:
+            log.info("readiness off; still serving for %s s while load balancers notice", delay)
+            await asyncio.sleep(delay)
         if self._server is not None:
             self._server.close()
-        await self._drain(self.config.shutdown_grace_seconds)
+        self.connections.drain()
+        await self._drain(self.config.shutdown_grace)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -177,11 +187,12 @@ class RouterServer:
         self._stopped.set()
 
     async def _drain(self, seconds: float) -> None:
+        """Wait until every client connection has closed (each after its last answer)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while loop.time() < deadline:
             loads = [service.pool.load() for service in self.router.services.values()]
-            if not any(load.in_flight or load.queued for load in loads):
+            if not self.connections and not any(load.in_flight or load.queued for load in loads):
                 return
             await asyncio.sleep(0.02)
         log.warning("stopping with requests still in flight after %s s", seconds)

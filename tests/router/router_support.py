@@ -125,6 +125,7 @@ def router_config(services: list[dict[str, Any]], **extra: Any) -> dict[str, Any
     return {
         "listen": {"host": "127.0.0.1", "port": 0},
         "access_log": {"enabled": False},
+        "drain_delay_seconds": 0,  # no load balancer to wait for in these tests
         "services": services,
         **extra,
     }
