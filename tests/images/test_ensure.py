@@ -236,17 +236,17 @@ def test_a_multi_arch_base_is_resolved_to_the_environments_platform(
     _, _, config = fetch(registry, "envs", result.reference.digest)
     assert config["architecture"] == "arm64"
     assert config["config"]["Labels"]["base.marker"] == "arm"
-    with pytest.raises(ImageConfigError, match=r"has no linux/amd64"):
-        arm_only = {"linux/arm64": images["linux/arm64"]}
-        with httpx.Client() as client:
-            push_index(client, registry.url(""), "base/arm", "1", arm_only)
-        ensure_image(
-            ImageEnvironment(
-                ImageReference.parse(f"{registry.host}/base/arm:1"), model_server="bundled"
-            ),
-            RegistryLocation(registry.host, "envs"),
-            transport=transport,
+    with httpx.Client() as client:
+        push_index(
+            client, registry.url(""), "base/arm", "1", {"linux/arm64": images["linux/arm64"]}
         )
+    arm_only = ImageEnvironment(
+        ImageReference.parse(f"{registry.host}/base/arm:1"), model_server="bundled"
+    )
+    with pytest.raises(
+        ImageConfigError, match=r"has no linux/amd64 image \(has \['linux/arm64'\]\)"
+    ):
+        ensure_image(arm_only, RegistryLocation(registry.host, "envs"), transport=transport)
 
 
 def test_python_version_is_required_when_the_base_does_not_say(registry, make_transport):
