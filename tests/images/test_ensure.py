@@ -138,8 +138,14 @@ def test_a_changed_requirement_changes_the_hash_and_the_image(
     assert one.resolved.hash != two.resolved.hash
     assert one.reference.digest != two.reference.digest
     assert two.source == "built"
-    # the base layer is shared, so the second build did not upload it again
-    assert base.image.layer and len(two.stats.present) >= 1
+    # the base layer and the start-up layer are the same blobs: not uploaded again
+    manifest_one, _, _ = fetch(registry, "envs", one.reference.digest)
+    manifest_two, _, _ = fetch(registry, "envs", two.reference.digest)
+    base_layer, *_, startup = (d["digest"] for d in manifest_one["layers"])
+    assert manifest_two["layers"][0]["digest"] == base_layer
+    assert manifest_two["layers"][-1]["digest"] == startup
+    assert {base_layer, startup} <= set(two.stats.present)
+    assert manifest_two["layers"][1]["digest"] != manifest_one["layers"][1]["digest"]
 
 
 def test_shared_registry_hit_on_another_registry_is_copied_not_rebuilt(
