@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from preflight._streams import ConnectionPark, ProbeTransport
+from preflight._stub import StubResolver
 from preflight.options import ProbeOptions
 
 if TYPE_CHECKING:
@@ -106,6 +107,14 @@ class ProbeContext:
 
     # -- DNS -----------------------------------------------------------------------
     @cached_property
+    def stub_resolver(self) -> StubResolver | None:
+        """The run's own client for the given nameservers (None: the system's resolver
+        or an injected one answers, through dnspython's `Resolver`)."""
+        if self.options.resolver_factory is not None or not self.options.nameserver_endpoints:
+            return None
+        return StubResolver(self.options.nameserver_endpoints)
+
+    @cached_property
     def resolver(self) -> dns.asyncresolver.Resolver:
         if self.options.resolver_factory is not None:
             return self.options.resolver_factory(self.options)
@@ -160,6 +169,9 @@ class ProbeContext:
 
     async def aclose(self) -> None:
         self.park.close()
+        stub = self.__dict__.get("stub_resolver")
+        if stub is not None:
+            await stub.aclose()
         for transport in self._transports.values():
             await transport.aclose()
         self._transports.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dns.asyncresolver
@@ -14,7 +15,9 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
+from preflight._dnswire import TYPE_A, TYPE_AAAA, name_text
 from preflight._net import describe, host_port
+from preflight._stub import StubResolver, Verdict
 from preflight.context import ProbeContext
 from rules.model import Check, Observation, ProbeStatus
 from rules.names import classify_address
@@ -91,64 +94,120 @@ async def _query(
         return exc
 
 
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """How one record type went, whichever client asked."""
+
+    rdtype: str
+    status: ProbeStatus | None  # None: it answered with addresses
+    addresses: Sequence[str] = ()
+    server: str | None = None
+    chain: Sequence[str] = ()
+    detail: str = ""
+
+
+_STUB_STATUS = {
+    Verdict.ANSWER: None,
+    Verdict.NO_ANSWER: ProbeStatus.NO_ANSWER,
+    Verdict.NXDOMAIN: ProbeStatus.NXDOMAIN,
+    Verdict.FAILED: ProbeStatus.SERVFAIL,
+    Verdict.TIMEOUT: ProbeStatus.DNS_TIMEOUT,
+    Verdict.ERROR: ProbeStatus.ERROR,
+}
+
+
+async def _ask_stub(stub: StubResolver, host: str, timeout: float) -> list[_Lookup]:
+    outcomes = await stub.lookup(host, (TYPE_A, TYPE_AAAA), timeout)
+    lookups = []
+    for rdtype, outcome in zip(_RECORD_TYPES, outcomes, strict=True):
+        chain = [host, *(name_text(n) for n in outcome.cnames)] if outcome.cnames else []
+        lookups.append(
+            _Lookup(
+                rdtype,
+                _STUB_STATUS[outcome.verdict],
+                outcome.addresses,
+                outcome.server,
+                chain,
+                outcome.detail,
+            )
+        )
+    return lookups
+
+
+async def _ask_resolver(resolver: dns.asyncresolver.Resolver, host: str) -> list[_Lookup]:
+    qname = dns.name.from_text(host)
+    results = await asyncio.gather(*(_query(resolver, qname, t) for t in _RECORD_TYPES))
+    lookups = []
+    for rdtype, result in zip(_RECORD_TYPES, results, strict=True):
+        if isinstance(result, Exception):
+            chain: list[str] = []
+            if isinstance(result, dns.resolver.NoAnswer):
+                chain = _chain(qname, _chaining_of(result))
+            lookups.append(
+                _Lookup(rdtype, _status_of(result), chain=chain, detail=describe(result))
+            )
+            continue
+        addresses = [rdata.to_text() for rdata in result]
+        lookups.append(
+            _Lookup(rdtype, None, addresses, _server(result), _chain(qname, result.chaining_result))
+        )
+    return lookups
+
+
 async def probe_dns(
     check: Check, context: ProbeContext, addresses: Sequence[str] = ()
 ) -> Observation:
-    """Resolve `check.target` (A, then AAAA) with the run's resolver."""
+    """Resolve `check.target` (A and AAAA together) at the given nameservers, or with the
+    run's resolver (the system's, or an injected one)."""
     started = context.clock()
     evidence: dict[str, Any] = {"query": check.target}
-    try:
-        resolver = context.resolver
-    except dns.exception.DNSException as exc:
-        return Observation(
-            check.id, ProbeStatus.ERROR, 0.0, f"no resolver: {describe(exc)}", evidence
+    stub = context.stub_resolver
+    if stub is not None:
+        evidence["nameservers"] = [str(n) for n in stub.nameservers]
+        evidence["resolver"] = "given"
+        lookups = await _ask_stub(stub, check.target, context.timeout)
+    else:
+        try:
+            resolver = context.resolver
+        except dns.exception.DNSException as exc:
+            return Observation(
+                check.id, ProbeStatus.ERROR, 0.0, f"no resolver: {describe(exc)}", evidence
+            )
+        evidence["nameservers"] = _nameservers(resolver)
+        evidence["resolver"] = (
+            "injected" if context.options.resolver_factory is not None else "system"
         )
-    evidence["nameservers"] = _nameservers(resolver)
-    evidence["resolver"] = (
-        "injected"
-        if context.options.resolver_factory is not None
-        else "given"
-        if context.options.nameservers
-        else "system"
-    )
-    qname = dns.name.from_text(check.target)
-    results = await asyncio.gather(*(_query(resolver, qname, t) for t in _RECORD_TYPES))
+        lookups = await _ask_resolver(resolver, check.target)
     duration_ms = (context.clock() - started) * 1000
+    return _observation(check, evidence, lookups, duration_ms)
 
-    found: list[str] = []
-    server = None
-    chain: list[str] = []
-    failures: dict[str, ProbeStatus] = {}
-    errors: dict[str, Exception] = {}
-    for rdtype, result in zip(_RECORD_TYPES, results, strict=True):
-        if isinstance(result, Exception):
-            failures[rdtype] = _status_of(result)
-            errors[rdtype] = result
-            continue
-        found.extend(rdata.to_text() for rdata in result)
-        server = server or _server(result)
-        chain = chain or _chain(qname, result.chaining_result)
-    if not chain:
-        no_answer = next((e for e in errors.values() if isinstance(e, dns.resolver.NoAnswer)), None)
-        if no_answer is not None:
-            chain = _chain(qname, _chaining_of(no_answer))
+
+def _observation(
+    check: Check, evidence: dict[str, Any], lookups: Sequence[_Lookup], duration_ms: float
+) -> Observation:
+    found = [a for lookup in lookups for a in lookup.addresses]
+    answered = [lookup for lookup in lookups if lookup.status is None]
+    failed = [lookup for lookup in lookups if lookup.status is not None]
+    server = next((lookup.server for lookup in (*answered, *failed) if lookup.server), None)
+    # The chain of the first type that answered, else of one that found no such record.
+    chain = next((list(lookup.chain) for lookup in (*answered, *failed) if lookup.chain), [])
     evidence.update(
         server=server,
         addresses=found,
         address_classes={a: classify_address(a) for a in found},
         cname_chain=chain,
         privatelink=any(".privatelink." in f".{name}." for name in chain),
-        record_errors={t: s.value for t, s in failures.items()},
+        record_errors={lookup.rdtype: lookup.status.value for lookup in failed if lookup.status},
     )
     if found:
         return Observation(check.id, ProbeStatus.OK, duration_ms, "", evidence)
-    status = min(failures.values(), key=_PRECEDENCE.index)
+    status = min((lookup.status for lookup in failed if lookup.status), key=_PRECEDENCE.index)
     if (
         server is None
         and len(evidence["nameservers"]) == 1
         and status is not ProbeStatus.DNS_TIMEOUT
     ):
-        # dnspython does not say who answered a failure; with one server it can only be it.
+        # Nobody said who answered a failure; with one server it can only be it.
         evidence["server"] = evidence["nameservers"][0]
-    detail = "; ".join(f"{rdtype}: {describe(exc)}" for rdtype, exc in errors.items())
+    detail = "; ".join(f"{lookup.rdtype}: {lookup.detail}" for lookup in failed)
     return Observation(check.id, status, duration_ms, detail, evidence)
