@@ -25,6 +25,7 @@ from rules.cluster import (
     ClusterSnapshot,
     HpaInfo,
     NodeInfo,
+    ServicePlan,
 )
 
 POOL_LABELS = ("kubernetes.azure.com/agentpool", "agentpool")
@@ -118,6 +119,29 @@ def _hpas(api: Any) -> tuple[HpaInfo, ...]:
     )
 
 
+# The labels the deployer puts on every model service's Deployment.
+MODEL_SELECTOR = "app.kubernetes.io/component=model,app.kubernetes.io/managed-by=aksflight"
+
+
+def _deployed_models(api: Any) -> tuple[ServicePlan, ...]:
+    """The model services already running, with their replicas and per-replica requests."""
+    apps: Any = k8s.AppsV1Api(api)
+    items = apps.list_deployment_for_all_namespaces(label_selector=MODEL_SELECTOR).items
+    out = []
+    for deployment in items:
+        cpu, memory = _requests(deployment.spec.template.spec.containers)
+        out.append(
+            ServicePlan(
+                name=deployment.metadata.name,
+                namespace=deployment.metadata.namespace,
+                replicas=deployment.spec.replicas or 0,
+                cpu_cores=float(cpu),
+                memory_gb=float(memory / _GIB),
+            )
+        )
+    return tuple(sorted(out, key=lambda s: (s.namespace, s.name)))
+
+
 def may(api: Any, permission: str, namespace: str) -> bool:
     """Whether the caller may do `permission` ("verb resource") in `namespace`."""
     verb, resource = permission.split(" ", 1)
@@ -159,6 +183,14 @@ def collect_snapshot(
         hpas = ()
     except (HTTPError, OSError) as exc:
         raise ClusterStateError(f"cannot list HorizontalPodAutoscalers: {_why(exc)}") from exc
+    try:
+        deployed = _deployed_models(api)
+    except ApiException as exc:
+        if exc.status != 403:
+            raise ClusterStateError(f"cannot list model Deployments: {_why(exc)}") from exc
+        deployed = ()
+    except (HTTPError, OSError) as exc:
+        raise ClusterStateError(f"cannot list model Deployments: {_why(exc)}") from exc
     allowed: dict[str, bool] = {}
     if permissions:
         wanted = [(p, router_namespace) for p in ROUTER_PERMISSIONS] + [
@@ -168,7 +200,7 @@ def collect_snapshot(
             allowed = {p: may(api, p, ns) for p, ns in wanted}
         except (ApiException, HTTPError, OSError) as exc:
             raise ClusterStateError(f"cannot review permissions: {_why(exc)}") from exc
-    return ClusterSnapshot(nodes=nodes, hpas=hpas, permissions=allowed)
+    return ClusterSnapshot(nodes=nodes, hpas=hpas, permissions=allowed, deployed_models=deployed)
 
 
 def _why(exc: BaseException) -> str:

@@ -83,6 +83,9 @@ class ClusterSnapshot:
     hpas: tuple[HpaInfo, ...] = ()
     # "verb resource" → allowed, from SelfSubjectAccessReviews
     permissions: Mapping[str, bool] = field(default_factory=dict)
+    # Model services already deployed (the deployer's labelled Deployments): an HPA on
+    # one of them is a conflict even when no new service is planned.
+    deployed_models: tuple[ServicePlan, ...] = ()
 
 
 def _check(check_id: str, phase: Phase, target: str, purpose: str) -> Check:
@@ -102,7 +105,7 @@ def _finding(check: Check, status: Status, reason: str, remediation: str = "") -
 
 
 def hpa_findings(snapshot: ClusterSnapshot, services: Sequence[ServicePlan]) -> list[Finding]:
-    targets = {(s.namespace, s.deployment_name) for s in services}
+    targets = {(s.namespace, s.deployment_name) for s in (*services, *snapshot.deployed_models)}
     out = []
     for hpa in snapshot.hpas:
         if hpa.target_kind == "Deployment" and (hpa.namespace, hpa.target_name) in targets:

@@ -141,3 +141,57 @@ def test_an_api_that_refuses_is_one_error(fakekube: Any) -> None:
     fakekube.faults.add("GET", "/api/v1/pods", 500)
     with pytest.raises(ClusterStateError, match="cannot list nodes and pods: HTTP 500"):
         collect_snapshot(fakekube.api_client(), router_namespace="azureml")
+
+
+def test_an_hpa_on_an_already_deployed_model_service_is_named(fakekube: Any) -> None:
+    """No service planned: the deployer's labelled Deployment is what the HPA fights."""
+    api = fakekube.api_client()
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": "models"}})
+    labels = {
+        "app.kubernetes.io/component": "model",
+        "app.kubernetes.io/managed-by": "aksflight",
+        "app.kubernetes.io/instance": "iris",
+    }
+    client.AppsV1Api(api).create_namespaced_deployment(
+        "models",
+        {
+            "metadata": {"name": "iris", "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app.kubernetes.io/instance": "iris"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "model",
+                                "image": "x",
+                                "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+                            }
+                        ]
+                    },
+                },
+            },
+        },
+    )
+    client.AutoscalingV2Api(api).create_namespaced_horizontal_pod_autoscaler(
+        "models",
+        {
+            "metadata": {"name": "iris-hpa"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "iris"},
+                "minReplicas": 1,
+                "maxReplicas": 3,
+            },
+        },
+    )
+
+    snapshot = collect_snapshot(api, router_namespace="azureml")
+
+    assert [
+        (s.namespace, s.name, s.replicas, s.cpu_cores, s.memory_gb)
+        for s in snapshot.deployed_models
+    ] == [("models", "iris", 2, 0.5, 1.0)]
+    findings = cluster_findings(snapshot, example_config("lab.yaml"))
+    hpa = [(f.check.id, f.status) for f in findings if f.check.id.startswith("cluster:hpa:")]
+    assert hpa == [("cluster:hpa:models/iris-hpa", Status.FAIL)]
