@@ -3,18 +3,18 @@
 Routes (as Azure ML v1 AKS web services expose them):
     POST|GET /api/v1/service/<name>/score        -> replica /score
     GET      /api/v1/service/<name>/swagger.json -> replica /swagger.json
-    GET      /healthz, /readyz, /metrics, /-/load (utilisation shared with peer routers)
+    GET      /healthz, /readyz, /metrics, /-/load (utilisation and figures shared with peer
+             routers), /-/scaling (the router's own scaling, on the coordinating router)
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import math
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,49 +25,30 @@ from router.config import RouterConfig, ServiceConfig
 from router.datacollect import DataCollector
 from router.errors import AuthError, BodyTooLarge, NoReplicas, QueueTimeout, ReplicaFailed
 from router.fastpath import try_fast
-from router.messages import Request, Response, header_lines
+from router.figures import FigureSampler
+from router.messages import Request, Response
 from router.metrics import RouterMetrics
 from router.pool import Replica, ReplicaPool
 from router.upstream import Exchange, UpstreamPool
+from router.wire import (
+    JSON,
+    JSON_LINES,
+    REQUEST_ID,
+    TEXT,
+    TEXT_LINES,
+    Deadline,
+    error,
+    new_request_id,
+    request_id_of,
+    upstream_head,
+)
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = "x-ms-request-id"
 SERVICE_PREFIX = "/api/v1/service/"
 SMALL_BODY = 64 * 1024
 SMALL_RESPONSE = 256 * 1024
 MAX_ATTEMPTS = 3
-# Not forwarded: hop-by-hop headers, framing (set again per hop), and the client's credential,
-# which is the router's business, not the model's.
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-        "authorization",
-        "expect",
-        REQUEST_ID,
-        "x-forwarded-for",
-    }
-)
-_HOP_BY_HOP_BYTES = frozenset(name.encode() for name in HOP_BY_HOP)
-JSON = [(b"content-type", b"application/json")]
-TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
-_JSON_LINES = header_lines(JSON)
-_TEXT_LINES = header_lines(TEXT)
-_REQUEST_LINES = {
-    (method, route): f"{method} {route} HTTP/1.1\r\n".encode()
-    for method in ("GET", "POST")
-    for route in ("/score", "/swagger.json")
-}
 
 
 class _ScoringTimeout(Exception):
@@ -92,39 +73,6 @@ class _Outcome:
     bytes_out: int = 0
 
 
-def _error(
-    response: Response,
-    status: int,
-    message: str,
-    close: bool = False,
-    lines: list[bytes] | None = None,
-) -> None:
-    response.close_after = close
-    body = json.dumps({"error": message}).encode()
-    response.send_lines(status, [*_JSON_LINES, *(lines or ())], body)
-
-
-class _RequestIds:
-    """Request ids shaped as v4 UUIDs: a random per-process prefix and a counter.
-
-    Unique without a random draw per request; ids are correlation handles, not secrets.
-    """
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        seed = uuid.uuid4()
-        self._prefix = str(seed)[:24]  # keeps the version and variant digits of a v4 UUID
-        self._counter = itertools.count(seed.int & 0xFFFFFFFF)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
-
-
-_new_request_id = _RequestIds()
-
-
 class Router:
     """Holds the services and answers requests; discovery and scaling feed its pools."""
 
@@ -143,7 +91,10 @@ class Router:
         )
         self.access_log = AccessLog(config.access_log.enabled, config.access_log.path)
         self.upstreams = UpstreamPool(drop_headers=frozenset({REQUEST_ID.encode()}))
-        self.new_request_id = _new_request_id
+        self.new_request_id = new_request_id
+        # Set by the server: the routing-time and CPU sampler, and the self-scaling status.
+        self.figures: FigureSampler | None = None
+        self.scaling_status: Callable[[], dict[str, Any] | None] | None = None
         self.apply_config(config)
 
     # -- configuration ----------------------------------------------------------------------
@@ -213,10 +164,17 @@ class Router:
             if path == "/-/load":
                 response.send(200, JSON, json.dumps(self.load_figures()).encode())
                 return
-        _error(response, 404, f"no route for {request.method} {path}")
+            if path == "/-/scaling":
+                status = self.scaling_status() if self.scaling_status else None
+                if status is None:
+                    error(response, 404, "the router's self-scaling does not run here")
+                else:
+                    response.send(200, JSON, json.dumps(status).encode())
+                return
+        error(response, 404, f"no route for {request.method} {path}")
 
     def bad_request(self, response: Response) -> None:
-        _error(response, 400, "malformed HTTP request", close=True)
+        error(response, 400, "malformed HTTP request", close=True)
 
     def load_figures(self) -> dict[str, Any]:
         figures = {}
@@ -232,19 +190,22 @@ class Router:
                     "average_load", float(load.in_flight + load.queued)
                 ),
             }
-        return {"router": self.peer_name, "services": figures}
+        answer: dict[str, Any] = {"router": self.peer_name, "services": figures}
+        if self.figures is not None:
+            answer["figures"] = self.figures.snapshot().to_json()
+        return answer
 
     # -- scoring ----------------------------------------------------------------------------
 
     async def _score(self, request: Request, response: Response, name: str, path: str) -> None:
         started = time.perf_counter()
-        request_id = request.headers.get(REQUEST_ID) or _new_request_id()
+        request_id = request.headers.get(REQUEST_ID) or new_request_id()
         id_line = b"x-ms-request-id: %s\r\n" % request_id.encode("latin-1")
         outcome = _Outcome()
         service = self.services.get(name)
         try:
             if service is None:
-                _error(response, 404, f"no service named {name!r}", lines=[id_line])
+                error(response, 404, f"no service named {name!r}", lines=[id_line])
             else:
                 await self._authorised(request, response, service, path, id_line, outcome)
         finally:
@@ -320,12 +281,12 @@ class Router:
                 await self._check_auth(request, service)
             except AuthError as exc:
                 log.info(
-                    "401 for %s (request %s): %s", service.config.name, _request_id(id_line), exc
+                    "401 for %s (request %s): %s", service.config.name, request_id_of(id_line), exc
                 )
                 realm = f'Bearer realm="{service.config.name}"'.encode()
                 response.send_lines(
                     401,
-                    [*_TEXT_LINES, b"www-authenticate: %s\r\n" % realm, id_line],
+                    [*TEXT_LINES, b"www-authenticate: %s\r\n" % realm, id_line],
                     b"Unauthorized",
                 )
                 return
@@ -350,7 +311,7 @@ class Router:
     def _too_large(self, response: Response, id_line: bytes) -> None:
         message = f"request body exceeds {self.config.max_request_body_bytes} bytes"
         response.close_after = True
-        response.send_lines(413, [*_JSON_LINES, id_line], json.dumps({"error": message}).encode())
+        response.send_lines(413, [*JSON_LINES, id_line], json.dumps({"error": message}).encode())
 
     async def _acquire(self, request: Request, service: Service, tried: frozenset[str]) -> Replica:
         """A free replica at once, or a place in the queue that a leaving client gives up."""
@@ -386,10 +347,10 @@ class Router:
                 replica = await self._acquire(request, service, tried)
             except QueueTimeout:
                 message = "no replica became free within max_request_wait_time"
-                _error(response, 503, message, lines=[id_line])
+                error(response, 503, message, lines=[id_line])
                 return
             except NoReplicas:
-                _error(response, 503, "the service has no replica available", lines=[id_line])
+                error(response, 503, "the service has no replica available", lines=[id_line])
                 return
             outcome.replica = replica.name
             try:
@@ -404,38 +365,16 @@ class Router:
                 tried = tried | {replica.url}
                 if isinstance(body, StreamedBody) and not body.replayable:
                     message = "the replica failed while receiving the request"
-                    _error(response, 502, message, lines=[id_line])
+                    error(response, 502, message, lines=[id_line])
                     return
                 self.metrics.retries.labels(config.name).inc()
             except _ScoringTimeout:
                 message = f"scoring took longer than {config.scoring_timeout_ms} ms"
-                _error(response, 504, message, lines=[id_line])
+                error(response, 504, message, lines=[id_line])
                 return
             finally:
                 service.pool.release(replica)
-        _error(response, 502, "every replica tried failed", lines=[id_line])
-
-    def upstream_head(self, request: Request, path: str, id_line: bytes) -> bytes:
-        """Request line and headers for the replica (Host and framing are added per hop)."""
-        if request.query:
-            line = f"{request.method} {path}?{request.query} HTTP/1.1\r\n".encode("latin-1")
-        else:
-            line = _REQUEST_LINES.get((request.method, path)) or (
-                f"{request.method} {path} HTTP/1.1\r\n".encode("latin-1")
-            )
-        lines = [line]
-        for name, value in request.raw_headers:
-            if name not in _HOP_BY_HOP_BYTES:
-                lines.append(b"%s: %s\r\n" % (name, value))
-        lines.append(id_line)
-        remote = request.connection.remote_bytes
-        if remote:
-            forwarded = request.headers.get("x-forwarded-for")
-            if forwarded:
-                lines.append(b"x-forwarded-for: %s, %s\r\n" % (forwarded.encode("latin-1"), remote))
-            else:
-                lines.append(b"x-forwarded-for: %s\r\n" % remote)
-        return b"".join(lines)
+        error(response, 502, "every replica tried failed", lines=[id_line])
 
     async def _forward(  # noqa: PLR0917
         self,
@@ -448,8 +387,8 @@ class Router:
         id_line: bytes,
         outcome: _Outcome,
     ) -> None:
-        head = self.upstream_head(request, path, id_line)
-        deadline = _Deadline(request.connection.worker)
+        head = upstream_head(request, path, id_line)
+        deadline = Deadline(request.connection.worker)
         timer = asyncio.get_running_loop().call_later(
             service.config.scoring_timeout_ms / 1000, deadline.expire
         )
@@ -466,7 +405,7 @@ class Router:
                 outcome.bytes_out = len(payload)
                 response.send_lines(exchange.status, lines, payload)
                 if collector is not None:
-                    collector.collect(_request_id(id_line), exchange.status, _kept(body), payload)
+                    collector.collect(request_id_of(id_line), exchange.status, _kept(body), payload)
                 return
             response.start_lines(exchange.status, lines, length)
             while chunk := await exchange.read():
@@ -475,7 +414,7 @@ class Router:
             response.end()
             exchange.finish()
             if collector is not None:
-                collector.collect(_request_id(id_line), exchange.status, _kept(body), None)
+                collector.collect(request_id_of(id_line), exchange.status, _kept(body), None)
         except asyncio.CancelledError as exc:
             if exchange is not None:
                 exchange.abort()
@@ -490,7 +429,7 @@ class Router:
             if isinstance(body, StreamedBody) and body.too_large:
                 raise BodyTooLarge("request body over the limit") from None
             if not response.started:
-                _error(response, 502, "the replica's response was cut off", lines=[id_line])
+                error(response, 502, "the replica's response was cut off", lines=[id_line])
                 return
             raise
         except BaseException:
@@ -499,35 +438,6 @@ class Router:
             raise
         finally:
             timer.cancel()
-
-
-class _Deadline:
-    """`scoring_timeout_ms` for one request: a timer that cancels the connection's task.
-
-    What `asyncio.timeout` does, without its per-request Python machinery: `expire` marks the
-    cancellation as ours, `uncancel` tells the handler whether it was and undoes the count.
-    """
-
-    __slots__ = ("expired", "task")
-
-    def __init__(self, task: asyncio.Task[None] | None) -> None:
-        self.task = task
-        self.expired = False
-
-    def expire(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.expired = True
-            self.task.cancel()
-
-    def uncancel(self) -> bool:
-        if self.expired and self.task is not None:
-            self.task.uncancel()
-            return True
-        return False
-
-
-def _request_id(id_line: bytes) -> str:
-    return id_line[len(b"x-ms-request-id: ") : -2].decode("latin-1")
 
 
 def _kept(body: bytes | StreamedBody) -> bytes | None:

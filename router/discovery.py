@@ -130,6 +130,7 @@ def connect_cluster(config: RouterConfig) -> ClusterApi | None:
         config.discovery.kind == "kubernetes"
         or config.peers.kind == "kubernetes"
         or config.scaler.kind == "kubernetes"
+        or (config.self_scaling.enabled and config.self_scaling.target == "kubernetes")
     )
     if not uses:
         return None

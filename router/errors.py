@@ -10,6 +10,7 @@ RouterError
 ├── BodyTooLarge       the request body passed the size limit (413)
 ├── DiscoveryError     the Kubernetes API could not be read
 └── ScalerError        a scale request was refused
+    └── ResizeUnsupported  the cluster has no in-place pod resize (pods/resize)
 """
 
 from __future__ import annotations
@@ -53,3 +54,7 @@ class DiscoveryError(RouterError):
 
 class ScalerError(RouterError):
     """The replica count could not be read or changed."""
+
+
+class ResizeUnsupported(ScalerError):
+    """The API server has no `pods/resize` subresource: resize by a rolling restart instead."""

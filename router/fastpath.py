@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING
 
 from router.messages import Request, Response
+from router.wire import upstream_head
 
 if TYPE_CHECKING:
     from router.app import Router, Service
@@ -61,7 +62,7 @@ def try_fast(router: Router, request: Request, response: Response) -> bool:
     request_id = request.headers.get(REQUEST_ID) or router.new_request_id()
     id_line = b"x-ms-request-id: %s\r\n" % request_id.encode("latin-1")
     flight = _Flight(router, request, response, service, replica, id_line, request_id, body)
-    head = router.upstream_head(request, "/score", id_line)
+    head = upstream_head(request, "/score", id_line)
     exchange = router.upstreams.send_on_idle(replica.url, head, body, flight)
     if exchange is None:  # no idle connection to it: the general path connects, same replica
         request.claimed = replica

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from router.errors import DiscoveryError, ScalerError
+from router.errors import DiscoveryError, ResizeUnsupported, ScalerError
 
 Object = dict[str, Any]
 
@@ -152,6 +152,87 @@ class KubernetesApi:
     def stop(self) -> None:
         for watcher in list(self._watches):
             watcher.stop()
+
+    # -- what the router's own scaling needs (router.selfscale_kube) ------------------------
+
+    def _raw(self, action: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            response = call(*args, _preload_content=False, **kwargs)
+            return json.loads(response.data) if response.data else {}
+        except Exception as exc:
+            raise self._failure(action, exc, ScalerError) from exc
+
+    def server_version(self) -> tuple[int, int]:
+        from kubernetes import client
+
+        body = self._raw("read the server version", client.VersionApi(self._client).get_code)
+        try:
+            return int(body["major"]), int(str(body["minor"]).rstrip("+"))
+        except (KeyError, ValueError) as exc:
+            raise ScalerError(f"unreadable server version {body!r}") from exc
+
+    def read_deployment(self, namespace: str, name: str) -> Object:
+        return dict(
+            self._raw(
+                f"read Deployment {name}", self._apps.read_namespaced_deployment, name, namespace
+            )
+        )
+
+    def patch_deployment(self, namespace: str, name: str, patch: Object) -> None:
+        call = self._apps.patch_namespaced_deployment
+        self._raw(f"patch Deployment {name}", call, name, namespace, patch)
+
+    def list_nodes(self) -> list[Object]:
+        return list(self._raw("list Nodes", self._core.list_node).get("items") or [])
+
+    def list_all_pods(self) -> list[Object]:
+        body = self._raw("list Pods", self._core.list_pod_for_all_namespaces)
+        return list(body.get("items") or [])
+
+    def resize_pod(self, namespace: str, name: str, patch: Object) -> None:
+        try:
+            self._core.patch_namespaced_pod_resize(name, namespace, patch, _preload_content=False)
+        except Exception as exc:
+            status = getattr(exc, "status", None)
+            pod_gone = f'pods "{name}" not found' in str(getattr(exc, "body", "") or "")
+            if status == 405 or (status == 404 and not pod_gone):
+                raise ResizeUnsupported(f"resize Pod {name}: no pods/resize on the server") from exc
+            raise self._failure(f"resize Pod {name}", exc, ScalerError) from exc
+
+    def read_pod_disruption_budget(self, namespace: str, name: str) -> Object | None:
+        from kubernetes import client
+
+        policy: Any = client.PolicyV1Api(self._client)
+        try:
+            response = policy.read_namespaced_pod_disruption_budget(
+                name, namespace, _preload_content=False
+            )
+            return dict(json.loads(response.data))
+        except Exception as exc:
+            if getattr(exc, "status", None) == 404:
+                return None
+            raise self._failure(f"read PodDisruptionBudget {name}", exc, ScalerError) from exc
+
+    def write_pod_disruption_budget(self, namespace: str, body: Object, exists: bool) -> None:
+        from kubernetes import client
+
+        policy: Any = client.PolicyV1Api(self._client)
+        name = body["metadata"]["name"]
+        if exists:
+            self._raw(
+                f"patch PodDisruptionBudget {name}",
+                policy.patch_namespaced_pod_disruption_budget,
+                name,
+                namespace,
+                {"spec": body["spec"]},
+            )
+        else:
+            self._raw(
+                f"create PodDisruptionBudget {name}",
+                policy.create_namespaced_pod_disruption_budget,
+                namespace,
+                body,
+            )
 
 
 def ready_addresses(endpoint_slice: Object, port_name: str | None) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (
@@ -19,7 +20,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from router.figures import RouterFigures
 from router.pool import ReplicaPool
+
+if TYPE_CHECKING:
+    from router.selfscale import SelfScaler
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -139,3 +144,50 @@ class RouterMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class ScalingCollector(Collector):
+    """The router's own figures (every router) and its self-scaling (the coordinator)."""
+
+    def __init__(
+        self,
+        figures: Callable[[], RouterFigures | None],
+        scaler: Callable[[], SelfScaler | None],
+    ) -> None:
+        self._figures = figures
+        self._scaler = scaler
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._figures()
+        if figures is not None:
+            routing = GaugeMetricFamily(
+                "router_routing_time_seconds",
+                "Time requests wait for this router itself (event-loop lag), by percentile",
+                labels=["percentile"],
+            )
+            for rank, value in sorted(figures.routing_ms.items()):
+                routing.add_metric([str(rank)], value / 1000)
+            yield routing
+            yield GaugeMetricFamily(
+                "router_cpu_cores", "CPU this router used, in cores", value=figures.cpu_cores
+            )
+        scaler = self._scaler()
+        if scaler is None:
+            return
+        decisions = CounterMetricFamily(
+            "router_self_scaling_decisions",
+            "The router's own scaling decisions, by action",
+            labels=["action"],
+        )
+        for action, count in scaler.counts.items():
+            decisions.add_metric([action], count)
+        yield decisions
+        if scaler.state is not None:
+            yield GaugeMetricFamily(
+                "router_self_scaling_size_step",
+                "Size step of the routers (index into self_scaling.sizes)",
+                value=scaler.state.step,
+            )
+            yield GaugeMetricFamily(
+                "router_self_scaling_replicas", "Router replicas", value=scaler.state.replicas
+            )

@@ -19,6 +19,7 @@ import aiohttp
 
 from router.config import PeersConfig, RouterConfig
 from router.errors import DiscoveryError
+from router.figures import RouterFigures
 from router.kube import ClusterApi, pod_is_ready
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class KubernetesPeers:
 class _PeerLoad:
     loads: dict[str, float]
     seen: float
+    figures: RouterFigures | None = None
 
 
 @dataclass
@@ -92,9 +94,20 @@ class PeerSet:
             peer.loads.get(service, 0.0) for name, peer in self._loads.items() if name in live
         )
 
-    def record(self, name: str, loads: dict[str, float]) -> None:
+    def figures(self) -> dict[str, RouterFigures]:
+        """Routing time and CPU of the other live routers (for the router's own scaling)."""
+        live = set(self.live())
+        return {
+            name: peer.figures
+            for name, peer in self._loads.items()
+            if name in live and peer.figures is not None
+        }
+
+    def record(
+        self, name: str, loads: dict[str, float], figures: RouterFigures | None = None
+    ) -> None:
         if name != self.self_name:
-            self._loads[name] = _PeerLoad(loads, self._now())
+            self._loads[name] = _PeerLoad(loads, self._now(), figures)
 
     async def _poll(self, session: aiohttp.ClientSession, name: str, url: str) -> None:
         try:
@@ -108,7 +121,9 @@ class PeerSet:
             service: float(figures.get("average_load", 0.0))
             for service, figures in (body.get("services") or {}).items()
         }
-        self.record(str(body.get("router", name)), loads)
+        self.record(
+            str(body.get("router", name)), loads, RouterFigures.from_json(body.get("figures"))
+        )
 
     async def run(self, source: PeerSource, refresh_seconds: float) -> None:
         self.refresh_seconds = refresh_seconds

@@ -28,9 +28,12 @@ from router.autoscaler import Autoscaler
 from router.config import RouterConfig, load_config
 from router.discovery import build_discovery, connect_cluster
 from router.errors import ConfigError, RouterError
+from router.figures import FigureSampler
 from router.kube import ClusterApi
+from router.metrics import ScalingCollector
 from router.peers import PeerSet, build_peer_source
 from router.scalers import build_scaler
+from router.selfscale_kube import build_self_scaler
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,13 @@ class RouterServer:
         self._config_mtime = self._mtime()
         self._probe_session: aiohttp.ClientSession | None = None
         self._scaler = build_scaler(config, self.cluster_api)
+        self.figures = FigureSampler()
+        self.router.figures = self.figures
+        self.self_scaler = build_self_scaler(config, self.cluster_api, self.peers, self.figures)
+        self.router.scaling_status = self.self_scaler.status if self.self_scaler else None
+        self.router.metrics.registry.register(
+            ScalingCollector(self.figures.snapshot, lambda: self.self_scaler)
+        )
         self._stopped = asyncio.Event()
         self._stopping = False
 
@@ -109,6 +119,9 @@ class RouterServer:
         self.port = self._server.sockets[0].getsockname()[1]
         discovery = build_discovery(self.config, self.router, self.cluster_api)
         self._spawn(self._health_loop())
+        self._spawn(self.figures.run())
+        if self.self_scaler is not None:
+            self._spawn(self.self_scaler.run())
         if discovery is not None:
             self._spawn(discovery.run())
         if self.config_path is not None and self.config.reload_seconds > 0:
