@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from preflight._streams import ConnectionPark, ProbeTransport
+from preflight._streams import ConnectionPark
 from preflight._stub import StubResolver
 from preflight.options import ProbeOptions
 
@@ -68,7 +68,7 @@ class ProbeContext:
         self.clock = options.clock
         self.timeout = options.timeout
         self.observations: dict[str, Observation] = {}
-        self._transports: dict[str | None, httpx.AsyncBaseTransport] = {}
+        self._transports: dict[str, httpx.AsyncBaseTransport] = {}
         self._kube_lock = asyncio.Lock()
         self._kube_client: Any = None
         self._kube_loaded = False
@@ -132,22 +132,21 @@ class ProbeContext:
         return None if bypasses_proxy(host, no_proxy) else proxy
 
     def http_transport(self, proxy: str | None) -> httpx.AsyncBaseTransport:
-        """The transport for requests through `proxy` (or none). Direct requests go out
-        on the connection the TLS check left; through a proxy keep-alive is off, so every
-        probe has its own connection."""
+        """The injected transport, or the one for requests through `proxy`, with
+        keep-alive off so every probe has its own connection. (Direct requests go out
+        on the connection the TLS check left, without httpx.)"""
         if self.options.http_transport is not None:
             return self.options.http_transport
+        if proxy is None:
+            raise ValueError("direct requests do not go through an httpx transport")
         transport = self._transports.get(proxy)
         if transport is None:
-            if proxy is None:
-                transport = ProbeTransport(self.park, lambda: self.ssl_verify)
-            else:
-                transport = httpx.AsyncHTTPTransport(
-                    verify=self.ssl_verify,
-                    proxy=proxy,
-                    limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-                    retries=0,
-                )
+            transport = httpx.AsyncHTTPTransport(
+                verify=self.ssl_verify,
+                proxy=proxy,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+                retries=0,
+            )
             self._transports[proxy] = transport
         return transport
 

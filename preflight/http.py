@@ -10,11 +10,15 @@ from typing import Any
 
 import httpx
 
+from preflight._http1 import ResponseError, exchange
 from preflight._net import describe, network_status, url_host
+from preflight._streams import connect
 from preflight.context import ProbeContext
 from rules.model import Check, Observation, ProbeStatus
 
+USER_AGENT = "aksflight-preflight"
 _PROXY_TROUBLE = (ProbeStatus.REFUSED, ProbeStatus.TIMEOUT, ProbeStatus.UNREACHABLE)
+_NEXT_ADDRESS = (ProbeStatus.REFUSED, ProbeStatus.UNREACHABLE)
 
 
 def _host_header(host: str, port: int, scheme: str) -> str:
@@ -46,48 +50,103 @@ async def probe_http(
         "status_code": None,
         "server_header": None,
     }
-    host_header = _host_header(check.target, check.port, scheme)
-    if proxy:
-        targets: Sequence[str | None] = [None]
-    elif addresses:
-        targets = addresses
-    else:
+    if not proxy and not addresses:
         return Observation(check.id, ProbeStatus.ERROR, 0.0, "no address to connect to", evidence)
-    transport = context.http_transport(proxy)
-    timeouts = httpx.Timeout(context.timeout).as_dict()
-    status, detail = ProbeStatus.ERROR, ""
     try:
         async with asyncio.timeout(context.timeout):
-            for address in targets:
-                evidence["address"] = address
-                url_host_part = check.target if address is None else url_host(address)
-                url = f"{scheme}://{url_host_part}:{check.port}/"
-                # Straight to the transport: a probe needs no cookies, auth or redirects.
-                request = httpx.Request(
-                    "GET",
-                    url,
-                    headers={"Host": host_header, "User-Agent": "aksflight-preflight"},
-                    extensions={"sni_hostname": check.target, "timeout": timeouts},
+            if proxy is None and context.options.http_transport is None:
+                status, detail = await _direct(check, context, addresses, scheme, evidence)
+            else:
+                status, detail = await _through_httpx(
+                    check, context, addresses, scheme, evidence, proxy=proxy
                 )
-                try:
-                    # Headers are the proof; the body is not read.
-                    response = await transport.handle_async_request(request)
-                    await response.aclose()
-                except httpx.HTTPError as exc:
-                    status, detail = _status_of(exc, proxy is not None), describe(exc)
-                    if status in (ProbeStatus.REFUSED, ProbeStatus.UNREACHABLE):
-                        continue
-                    break
-                evidence.update(
-                    status_code=response.status_code,
-                    server_header=response.headers.get("server"),
-                    http_version=response.http_version,
-                )
-                status, detail = ProbeStatus.OK, ""
-                break
     except TimeoutError:
         status, detail = ProbeStatus.TIMEOUT, f"no response within {context.timeout:g} s"
         if proxy:
             status = ProbeStatus.PROXY_ERROR
     duration_ms = (context.clock() - started) * 1000
     return Observation(check.id, status, duration_ms, detail, evidence)
+
+
+async def _direct(
+    check: Check,
+    context: ProbeContext,
+    addresses: Sequence[str],
+    scheme: str,
+    evidence: dict[str, Any],
+) -> tuple[ProbeStatus, str]:
+    """On the connection the TLS (or TCP) check left, else a new one, address by address
+    while they refuse."""
+    assert check.port is not None
+    tls = context.ssl_verify if scheme == "https" else None
+    host_header = _host_header(check.target, check.port, scheme)
+    status, detail = ProbeStatus.ERROR, ""
+    for address in addresses:
+        evidence["address"] = address
+        try:
+            stream = await connect(address, check.port, check.target, tls, context.park)
+        except OSError as exc:
+            status, detail = network_status(exc), describe(exc)
+            if status in _NEXT_ADDRESS:
+                continue
+            return status, detail
+        try:
+            head = await exchange(stream, host_header, USER_AGENT)
+        except OSError as exc:
+            return network_status(exc), describe(exc)
+        except ResponseError as exc:
+            return ProbeStatus.ERROR, f"{type(exc).__name__}: {exc}"
+        finally:
+            stream.close()
+        evidence.update(
+            status_code=head.status_code,
+            server_header=head.server,
+            http_version=head.http_version,
+        )
+        return ProbeStatus.OK, ""
+    return status, detail
+
+
+async def _through_httpx(
+    check: Check,
+    context: ProbeContext,
+    addresses: Sequence[str],
+    scheme: str,
+    evidence: dict[str, Any],
+    *,
+    proxy: str | None,
+) -> tuple[ProbeStatus, str]:
+    """Through the proxy (which resolves the name) or an injected transport."""
+    assert check.port is not None
+    targets: Sequence[str | None] = [None] if proxy else addresses
+    transport = context.http_transport(proxy)
+    timeouts = httpx.Timeout(context.timeout).as_dict()
+    host_header = _host_header(check.target, check.port, scheme)
+    status, detail = ProbeStatus.ERROR, ""
+    for address in targets:
+        evidence["address"] = address
+        url_host_part = check.target if address is None else url_host(address)
+        url = f"{scheme}://{url_host_part}:{check.port}/"
+        # Straight to the transport: a probe needs no cookies, auth or redirects.
+        request = httpx.Request(
+            "GET",
+            url,
+            headers={"Host": host_header, "User-Agent": USER_AGENT},
+            extensions={"sni_hostname": check.target, "timeout": timeouts},
+        )
+        try:
+            # Headers are the proof; the body is not read.
+            response = await transport.handle_async_request(request)
+            await response.aclose()
+        except httpx.HTTPError as exc:
+            status, detail = _status_of(exc, proxy is not None), describe(exc)
+            if status in _NEXT_ADDRESS:
+                continue
+            return status, detail
+        evidence.update(
+            status_code=response.status_code,
+            server_header=response.headers.get("server"),
+            http_version=response.http_version,
+        )
+        return ProbeStatus.OK, ""
+    return status, detail

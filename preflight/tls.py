@@ -54,8 +54,8 @@ async def handshake(
 
 
 def _session_evidence(stream: SocketStream) -> dict[str, Any]:
-    ssl_object = stream.get_extra_info("ssl_object")
-    if not isinstance(ssl_object, ssl.SSLObject | ssl.SSLSocket):
+    ssl_object = stream.ssl_object
+    if ssl_object is None:
         return {}
     evidence = certificate_evidence(ssl_object.getpeercert(binary_form=True))
     evidence["tls_version"] = ssl_object.version()
@@ -72,7 +72,7 @@ async def _inspect(address: str, port: int, host: str, context: ProbeContext) ->
     try:
         return _session_evidence(stream)
     finally:
-        stream.close_now()
+        stream.close()
 
 
 async def probe_tls(check: Check, context: ProbeContext, addresses: Sequence[str]) -> Observation:
@@ -101,7 +101,7 @@ async def probe_tls(check: Check, context: ProbeContext, addresses: Sequence[str
                 if context.continues_after(check):
                     context.park.park(("tls", check.target, address, check.port), stream)
                 else:
-                    stream.close_now()
+                    stream.close()
                 status, detail = ProbeStatus.OK, ""
                 break
     except TimeoutError:
