@@ -374,10 +374,10 @@ class ServerConnection(asyncio.Protocol):
     def abort(self) -> None:
         self._abort()
 
-    def start_draining(self) -> None:
-        """Answer what is under way with `connection: close`; an idle connection closes now."""
+    def start_draining(self, close_idle: bool = True) -> None:
+        """Answer with `connection: close` from now on; `close_idle` closes it if it is idle."""
         self.draining = True
-        if not self._busy and not self._queue and self._current is None:
+        if close_idle and not self._busy and not self._queue and self._current is None:
             self._close()
 
     def _abort(self) -> None:
@@ -393,10 +393,12 @@ class ConnectionRegistry:
         self.connections: set[ServerConnection] = set()
         self.draining = False
 
-    def drain(self) -> None:
+    def drain(self, close_idle: bool = True) -> None:
+        """Every answer from now on says `connection: close`; idle connections close now
+        (with `close_idle`), the others after their answer."""
         self.draining = True
         for connection in list(self.connections):
-            connection.start_draining()
+            connection.start_draining(close_idle)
 
     def __len__(self) -> int:
         return len(self.connections)

@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -164,16 +165,17 @@ class RouterServer:
     async def stop(self) -> None:
         """Drain, then stop: no request that reached the router is lost.
 
-        Readiness turns 503 first and the router keeps serving for the drain delay, so load
-        balancers (EndpointSlices, kube-proxy) stop sending; then it stops accepting, answers
-        what is under way with `connection: close`, closes idle connections, and gives what
-        is in flight or queued up to the grace (by default the longest scoring timeout).
+        Readiness turns 503 and every answer says `connection: close` at once, while the
+        router keeps serving for the drain delay so that load balancers (EndpointSlices,
+        kube-proxy) stop sending; then it stops accepting, closes idle connections, and gives
+        what is in flight or queued up to the grace (by default the longest scoring timeout).
         """
         if self._stopping:
             await self._stopped.wait()
             return
         self._stopping = True
         self.router.ready = False
+        self.connections.drain(close_idle=False)
         delay = self.config.drain_delay
         if delay and self._server is not None:
             log.info("readiness off; still serving for %s s while load balancers notice", delay)
@@ -299,8 +301,8 @@ def start_process(
     config_path: Path | str,
     python: str | None = None,
     env: Mapping[str, str] | None = None,
-    stdout: int | None = None,
-    stderr: int | None = None,
+    stdout: int | IO[bytes] | None = None,
+    stderr: int | IO[bytes] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `python -m router --config FILE` in its own process group (stop it by group)."""
     return subprocess.Popen(
