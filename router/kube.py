@@ -57,7 +57,9 @@ class KubernetesApi:
         self._watches: list[Any] = []
 
     @classmethod
-    def connect(cls, in_cluster: bool, kubeconfig: Path | None) -> KubernetesApi:
+    def connect(
+        cls, in_cluster: bool, kubeconfig: Path | None, context: str | None = None
+    ) -> KubernetesApi:
         from kubernetes import client
         from kubernetes import config as loader
 
@@ -69,6 +71,7 @@ class KubernetesApi:
             configuration = client.Configuration()
             config.load_kube_config(
                 config_file=str(kubeconfig) if kubeconfig else None,
+                context=context,
                 client_configuration=configuration,
             )
             return cls(client.ApiClient(configuration))

@@ -14,6 +14,7 @@ import pytest
 from router.config import parse_config
 from router.scaling_config import SelfScalingConfig
 from router.selfscale_local import LocalRouterFleet, cores_for
+from router.status import fleet_status
 from tests.router.router_support import backend, run
 
 SCORE = "/api/v1/service/f/score"
@@ -54,6 +55,8 @@ def test_scale_in_and_resizes_under_load_fail_no_request(tmp_path: Path) -> None
             await fleet.start(2)
             listed = json.loads((tmp_path / "fleet" / "endpoints.json").read_text())
             assert listed == {"routers": fleet.endpoints}
+            shown = await asyncio.to_thread(fleet_status, tmp_path / "fleet")
+            assert [r["name"] for r in shown["routers"]] == ["router-1", "router-2"]
             stop, outcomes = asyncio.Event(), []
             clients = [asyncio.ensure_future(_load(fleet, stop, outcomes)) for _ in range(6)]
             try:
