@@ -3,7 +3,9 @@
 - **Size**: the wanted size step is kept in the Deployment's annotation `SIZE_ANNOTATION`
   (metadata, so writing it starts no rollout). Where the cluster supports in-place pod resize
   (Kubernetes 1.33+, the `pods/resize` subresource), every router pod is resized without a
-  restart, and pods that start later at the template's size are resized when seen. Where it
+  restart, and pods that start later at the template's size are resized when seen. A memory
+  limit is never lowered in place (Kubernetes refuses that without a container restart): a
+  step down lowers CPU and the memory request, which is what frees room on the node. Where it
   does not, the Deployment's pod template gets the new requests and limits, with a rolling
   update that never takes a router away before its successor is ready (maxUnavailable 0,
   maxSurge 1).
@@ -270,16 +272,27 @@ class KubernetesRouterTarget:
         size = self._config.sizes[step]
         want = (size.cpu_millis, size.memory_bytes)
         deployment, _, pods = await self._read()
-        patch = {
-            "spec": {
-                "containers": [{"name": self._config.container, "resources": resources_of(size)}]
-            }
-        }
         for pod in self._router_pods(deployment, pods):
             if container_requests(pod) != want:
                 name = pod["metadata"]["name"]
+                resources = resources_of(size)
+                kept = self._memory_limit(pod)
+                if kept is not None and memory_bytes(kept) > size.memory_bytes:
+                    resources["limits"]["memory"] = kept  # not lowered in place (see above)
+                patch = {
+                    "spec": {
+                        "containers": [{"name": self._config.container, "resources": resources}]
+                    }
+                }
                 await self._call(self._api.resize_pod, self._namespace, name, patch)
                 log.info("router self-scaling: resized %s in place to %s", name, _show(*want))
+
+    def _memory_limit(self, pod: Object) -> str | None:
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            if container.get("name") == self._config.container:
+                limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+                return str(limit) if limit is not None else None
+        return None
 
     async def scale(self, replicas: int) -> None:
         await self._call(self._api.patch_scale, self._namespace, self.deployment, replicas)

@@ -297,3 +297,18 @@ def _get_status(url: str) -> int:
     import httpx
 
     return httpx.get(url, timeout=5).status_code
+
+
+def test_a_step_down_in_place_lowers_cpu_and_the_memory_request_not_the_limit(
+    fakekube: Any,
+) -> None:
+    api, _ = _setup(fakekube, replicas=1, cpu="1", memory="1Gi")
+    target = KubernetesRouterTarget(api, SelfScalingConfig(), NAMESPACE)
+    run(target.state())
+    assert run(target.resize(0)) == "in-place"
+    (pod,) = _router_pods(fakekube)
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources == {
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+        "limits": {"cpu": "500m", "memory": "1Gi"},
+    }
