@@ -6,25 +6,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployer._files import read_json, write_json_atomic
 from deployer.config import DeploymentConfiguration, parse_deployment_config
 from deployer.credentials import TOKEN_ISSUER, SigningKey
 from deployer.local.layout import Layout
-from router.config import (
-    AccessLogConfig,
-    AutoscaleConfig,
-    DataCollectionConfig,
-    KeyAuth,
-    ListenConfig,
-    LocalProcessScaling,
-    NoAuth,
-    RouterConfig,
-    ScalerConfig,
-    ServiceConfig,
-    TokenAuth,
-)
+
+if TYPE_CHECKING:
+    from router.config import KeyAuth, NoAuth, RouterConfig, ServiceConfig, TokenAuth
+
+# The router's schema is imported where it is used: a cold deploy starts the router first
+# and imports the schema while the router process starts (they overlap).
 
 ROUTER_HOST = "127.0.0.1"
 RELOAD_SECONDS = 0.2
@@ -90,6 +83,8 @@ def all_records(layout: Layout) -> list[ServiceRecord]:
 
 
 def _auth(record: ServiceRecord) -> KeyAuth | TokenAuth | NoAuth:
+    from router.config import KeyAuth, NoAuth, TokenAuth
+
     if record.auth == "key" and record.key_pair:
         primary, secondary = record.key_pair
         return KeyAuth(primary_key=primary, secondary_key=secondary)
@@ -100,6 +95,13 @@ def _auth(record: ServiceRecord) -> KeyAuth | TokenAuth | NoAuth:
 
 
 def service_config(layout: Layout, record: ServiceRecord) -> ServiceConfig:
+    from router.config import (
+        AutoscaleConfig,
+        DataCollectionConfig,
+        LocalProcessScaling,
+        ServiceConfig,
+    )
+
     config = record.config
     home = layout.service(record.name)
     release = Path(record.release)
@@ -163,7 +165,21 @@ def service_config(layout: Layout, record: ServiceRecord) -> ServiceConfig:
     )
 
 
+def bootstrap_config(layout: Layout, port: int) -> dict[str, Any]:
+    """A router configuration with no service, written without the router's schema (so the
+    router can be started before the schema is imported); `router_config` replaces it."""
+    return {
+        "listen": {"host": ROUTER_HOST, "port": port},
+        "reload_seconds": RELOAD_SECONDS,
+        "access_log": {"enabled": True, "path": str(layout.access_log)},
+        "scaler": {"kind": "local"},
+        "services": [],
+    }
+
+
 def router_config(layout: Layout, port: int, records: list[ServiceRecord]) -> RouterConfig:
+    from router.config import AccessLogConfig, ListenConfig, RouterConfig, ScalerConfig
+
     return RouterConfig(
         listen=ListenConfig(host=ROUTER_HOST, port=port),
         reload_seconds=RELOAD_SECONDS,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -81,6 +82,18 @@ class Supervisor:
         self._wake.set()
 
     def run(self) -> int:
+        """Supervise until told to stop; at most one supervisor per state directory (a
+        second one started by a concurrent deploy finds the lock taken and leaves)."""
+        self.layout.ensure()
+        with (self.layout.root / "supervisor.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("supervisor: another supervisor is running", file=sys.stderr, flush=True)
+                return 0
+            return self._run()
+
+    def _run(self) -> int:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGUSR1, self.request_restart)

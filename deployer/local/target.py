@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deployer._files import read_json, write_atomic
+from deployer._files import read_json, write_atomic, write_json_atomic
 from deployer.credentials import (
     SigningKey,
     issue_token,
@@ -45,6 +45,7 @@ from deployer.local.records import (
     ROUTER_HOST,
     ServiceRecord,
     all_records,
+    bootstrap_config,
     router_config,
     router_port,
 )
@@ -88,6 +89,7 @@ class LocalTarget:
         self.cache = cache or EnvironmentCache(self.layout.envs)
         self._port = port
         self.probe = LocalProbe(self.layout)
+        self._early: subprocess.Popen[bytes] | None = None
 
     # --- the router and its supervisor ----------------------------------------------------
 
@@ -111,10 +113,10 @@ class LocalTarget:
             mode=0o600,
         )
 
-    def _start_supervisor(self) -> None:
+    def _start_supervisor(self, *, wait: bool = True) -> subprocess.Popen[bytes]:
         self.layout.ensure()
         with self.layout.supervisor_log.open("ab") as log:
-            subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", SUPERVISOR_MODULE, "--state", str(self.layout.root)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -123,6 +125,8 @@ class LocalTarget:
                 cwd=self.layout.root,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+        if not wait:
+            return process
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.supervisor_pid() is None:
             time.sleep(0.01)
@@ -130,6 +134,35 @@ class LocalTarget:
             raise TargetError(
                 f"the local supervisor did not start; see {self.layout.supervisor_log}"
             )
+        return process
+
+    def _start_early(self) -> None:
+        """A stopped router starts now, with the configuration it has (or none), so that its
+        start-up overlaps with the rest of the deploy; the new configuration is picked up by
+        the router's reload."""
+        with self.layout.locked():
+            if self.supervisor_pid() is not None:
+                return
+            if router_port(self.layout) is None:
+                port = self._port or _free_port()
+                write_json_atomic(
+                    self.layout.router_config, bootstrap_config(self.layout, port), mode=0o600
+                )
+            self._early = self._start_supervisor(wait=False)
+
+    def _await_early_start(self) -> bool:
+        """True once the supervisor started by `_start_early` runs (or another one does)."""
+        early, self._early = self._early, None
+        if early is None:
+            return False
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.supervisor_pid() is not None:
+                return True
+            if early.poll() is not None and self.supervisor_pid() is None:
+                return False
+            time.sleep(0.01)
+        return False
 
     def _restart_router(self) -> None:
         """Ask the supervisor for a fresh router (and replicas); return once it answers."""
@@ -158,6 +191,8 @@ class LocalTarget:
         DeploymentFailed with a diagnosis (mapped onto `plan`'s checks when given)."""
         environment = request.inference.environment
         started = time.perf_counter()
+        log_offset = self.probe.router_log_size()  # before the router can say anything new
+        self._start_early()
         env = self.cache.resolve(environment)
         say(f"environment {env.hash}: {env.how} in {env.seconds:.2f} s")
         built = package(request.inference, request.models, request.fingerprint() + env.hash)
@@ -177,11 +212,11 @@ class LocalTarget:
                 self._write_release(built, release)
             for directory in ("home", "logs", "run"):
                 (self.layout.service(request.name) / directory).mkdir(parents=True, exist_ok=True)
-            record.extra["log_offset"] = self.probe.router_log_size()
+            record.extra["log_offset"] = log_offset
             record.save(self.layout)
             port = router_port(self.layout) or self._port or _free_port()
             self._write_router_config(port)
-            if self.supervisor_pid() is None:
+            if self.supervisor_pid() is None and not self._await_early_start():
                 self._start_supervisor()
             elif old is not None and not unchanged:
                 self._restart_router()

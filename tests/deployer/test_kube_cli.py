@@ -132,3 +132,38 @@ def test_failed_rollout_prints_the_diagnosis_and_exits_1(
     assert "explained by preflight phase model-deploy" in captured.out
     assert "dns:labacr01.azurecr.io" in captured.out
     assert captured.err.splitlines()[-1].startswith("aksflight: iris: ImagePullBackOff")
+
+
+def test_a_killed_deploy_process_then_the_same_deploy_converges(
+    fakekube: FakeKube, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+    import time
+
+    kubeconfig = str(fakekube.write_kubeconfig(tmp_path / "kubeconfig"))
+    args = _deploy_args(tmp_path, "--kubeconfig", kubeconfig, "--context", "fakekube", "-o", "json")
+    # The Deployment's apply stalls: the process is killed while it waits for the answer.
+    fakekube.faults.add("PATCH", "/apis/apps/v1/namespaces/default/deployments/iris", 500, delay=30)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aksflight", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    deadline = time.monotonic() + 60
+    while (
+        time.monotonic() < deadline
+        and fakekube.store.find("ConfigMap", "iris-models", "default") is None
+    ):
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert fakekube.store.find("Deployment", "iris", "default") is None
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "Healthy"
+    fakekube.requests.clear()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert fakekube.requests.writes() == []

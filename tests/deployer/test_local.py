@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from deployer import Webservice
 from deployer.errors import DeploymentFailed, ServiceNotFound
 from deployer.local.layout import pid_alive
 from deployer.local.target import LocalTarget
@@ -142,9 +143,7 @@ def test_update_replaces_replicas_and_delete_removes_only_that_service(
     other = local_target.deploy(example_request(example_model, name="other"), timeout=120)
     other_dir = local_target.layout.service("other")
     old_pids = replica_pids(local_target, "iris")
-    updated = local_target.deploy(
-        example_request(example_model, name="iris", num_replicas=2), timeout=120
-    )
+    updated = Webservice(local_target, "iris").update(num_replicas=2, timeout_sec=120)
     assert updated.state is ServiceState.HEALTHY
     new_pids = replica_pids(local_target, "iris")
     assert len(new_pids) == 2
