@@ -80,7 +80,7 @@ class Router:
         self.config = config
         self.services: dict[str, Service] = {}
         self.ready = False
-        self.peer_name = config.peers.self_name
+        self.peer_name = config.own_name
         self.metrics = RouterMetrics(
             lambda: {name: s.pool for name, s in self.services.items()},
             lambda: {

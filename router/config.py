@@ -7,6 +7,7 @@ that a typo in a file written by hand fails loudly instead of being ignored.
 from __future__ import annotations
 
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,6 +20,7 @@ from router.scaling_config import SelfScalingConfig
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
 IN_CLUSTER_DRAIN_DELAY = 5.0
+POD_NAME_VARIABLE = "POD_NAME"
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -224,6 +226,15 @@ class RouterConfig(_Strict):
         if duplicates:
             raise ValueError(f"duplicate service names: {', '.join(duplicates)}")
         return self
+
+    @property
+    def own_name(self) -> str:
+        """This router's name among its peers: in a pod, the pod's name (`POD_NAME`, from the
+        downward API), since every router pod reads the same file; else `peers.self_name`."""
+        pod = os.environ.get(POD_NAME_VARIABLE, "").strip()
+        if pod and self.peers.kind == "kubernetes":
+            return pod
+        return self.peers.self_name
 
     def service(self, name: str) -> ServiceConfig | None:
         return next((service for service in self.services if service.name == name), None)

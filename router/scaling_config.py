@@ -94,7 +94,7 @@ class SelfScalingConfig(_Strict):
     enabled: bool = True
     target: Literal["none", "kubernetes"] = "none"
     namespace: str | None = None  # default: peers.namespace
-    deployment: str = "azureml-fe"
+    deployment: str = "aksflight-router"
     container: str = "router"
     resize: Literal["auto", "in-place", "rolling"] = "auto"
     refresh_seconds: PositiveFloat = 10.0

@@ -354,7 +354,7 @@ def build_self_scaler(
     assert api is not None, "the router's self-scaling needs a cluster API"
     namespace = settings.namespace or config.peers.namespace
     target = KubernetesRouterTarget(cast(FleetApi, api), settings, namespace)
-    own_name = config.peers.self_name
+    own_name = config.own_name
 
     async def gather() -> dict[str, RouterFigures]:
         return {**peers.figures(), own_name: figures.snapshot()}

@@ -67,7 +67,7 @@ class RouterServer:
         self.config_path = config_path
         self.router = Router(config)
         self.port: int | None = None
-        self.peers = PeerSet(config.peers.self_name)
+        self.peers = PeerSet(config.own_name)
         self.autoscalers: dict[str, Autoscaler] = {}
         self._server: asyncio.Server | None = None
         self.connections = http11.ConnectionRegistry()

@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     source.add_argument("--url", metavar="URL", help="a router's base URL")
     source.add_argument("--fleet", metavar="DIR", help="a local router fleet's directory")
     status.add_argument("--namespace", default="azureml", help="the router's namespace")
-    status.add_argument("--deployment", default="azureml-fe", help="the router Deployment")
+    status.add_argument("--deployment", default="aksflight-router", help="the router Deployment")
     status.add_argument("--container", default="router", help="the router's container")
     status.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig file")
     status.add_argument("--context", metavar="CTX", help="kubeconfig context")

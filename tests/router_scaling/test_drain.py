@@ -60,3 +60,11 @@ def test_the_grace_defaults_to_the_longest_scoring_timeout() -> None:
     assert parse_config({"shutdown_grace_seconds": 3}).shutdown_grace == 3.0
     assert parse_config({}).drain_delay == 0.0
     assert parse_config({"peers": {"kind": "kubernetes"}}).drain_delay == 5.0
+
+
+def test_in_a_pod_the_router_is_named_after_its_pod(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POD_NAME", "aksflight-router-7d9f-abcde")
+    assert parse_config({"peers": {"kind": "kubernetes"}}).own_name == "aksflight-router-7d9f-abcde"
+    assert parse_config({"peers": {"kind": "static", "self_name": "r1"}}).own_name == "r1"
+    monkeypatch.delenv("POD_NAME")
+    assert parse_config({"peers": {"kind": "kubernetes"}}).own_name == "router-0"

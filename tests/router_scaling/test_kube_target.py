@@ -33,7 +33,7 @@ def _router_deployment(replicas: int = 2, cpu: str = "500m", memory: str = "512M
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "azureml-fe", "labels": LABELS},
+        "metadata": {"name": "aksflight-router", "labels": LABELS},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": LABELS},
@@ -79,7 +79,7 @@ def test_state_reads_size_and_replicas_and_creates_the_disruption_budget(fakekub
     target = KubernetesRouterTarget(api, SelfScalingConfig(), NAMESPACE)
     state, room = run(target.state())
     assert (state.step, state.replicas) == (1, 2)  # 1 CPU, 1Gi is the second default size
-    budget = fakekube.store.get("PodDisruptionBudget", "azureml-fe", NAMESPACE)
+    budget = fakekube.store.get("PodDisruptionBudget", "aksflight-router", NAMESPACE)
     assert budget["spec"] == {"selector": {"matchLabels": LABELS}, "maxUnavailable": 1}
     assert room.resize_blocker(SelfScalingConfig().sizes[2]) is None  # 4-CPU node, 1 used
     assert _writes(fakekube)[-1] == (
@@ -107,7 +107,7 @@ def test_up_resizes_every_router_pod_in_place_without_a_rollout(fakekube: Any) -
     pods = _router_pods(fakekube)
     assert sorted(p["metadata"]["name"] for p in pods) == before  # the same pods, no restart
     assert {container_requests(p) for p in pods} == {(1000, 2**30)}
-    deployment = fakekube.store.get("Deployment", "azureml-fe", NAMESPACE)
+    deployment = fakekube.store.get("Deployment", "aksflight-router", NAMESPACE)
     assert deployment["metadata"]["annotations"][SIZE_ANNOTATION] == "1"
     template = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert template["requests"] == {"cpu": "500m", "memory": "512Mi"}  # no rollout started
@@ -136,7 +136,7 @@ def test_without_pods_resize_the_template_rolls_with_no_unavailable_router(
     run(target.state())
     before = {p["metadata"]["name"] for p in _router_pods(fakekube)}
     assert run(target.resize(1)) == "rolling"
-    deployment = fakekube.store.get("Deployment", "azureml-fe", NAMESPACE)
+    deployment = fakekube.store.get("Deployment", "aksflight-router", NAMESPACE)
     assert deployment["spec"]["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
@@ -158,23 +158,23 @@ def test_out_and_in_patch_the_scale_subresource_and_keep_the_budget_right(
     api, _ = _setup(fakekube, replicas=1)
     target = KubernetesRouterTarget(api, SelfScalingConfig(), NAMESPACE)
     run(target.state())
-    budget = fakekube.store.get("PodDisruptionBudget", "azureml-fe", NAMESPACE)
+    budget = fakekube.store.get("PodDisruptionBudget", "aksflight-router", NAMESPACE)
     assert budget["spec"] == {"selector": {"matchLabels": LABELS}, "minAvailable": 1}
     fakekube.requests.clear()
     run(target.scale(3))
     scale = [r for r in fakekube.requests.writes() if r.path.endswith("/scale")]
     assert [(r.path, r.body) for r in scale] == [
         (
-            f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/azureml-fe/scale",
+            f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/aksflight-router/scale",
             {"spec": {"replicas": 3}},
         )
     ]
     assert len(_router_pods(fakekube)) == 3
-    budget = fakekube.store.get("PodDisruptionBudget", "azureml-fe", NAMESPACE)
+    budget = fakekube.store.get("PodDisruptionBudget", "aksflight-router", NAMESPACE)
     assert budget["spec"] == {"selector": {"matchLabels": LABELS}, "maxUnavailable": 1}
     run(target.scale(1))
     assert len(_router_pods(fakekube)) == 1
-    budget = fakekube.store.get("PodDisruptionBudget", "azureml-fe", NAMESPACE)
+    budget = fakekube.store.get("PodDisruptionBudget", "aksflight-router", NAMESPACE)
     assert budget["spec"] == {"selector": {"matchLabels": LABELS}, "minAvailable": 1}
 
 
@@ -220,7 +220,7 @@ def _scaling_config(purpose: str, **settings: Any) -> dict[str, Any]:
     return router_config(
         [],
         cluster_purpose=purpose,
-        peers={"kind": "none", "self_name": "azureml-fe-0", "namespace": NAMESPACE},
+        peers={"kind": "none", "self_name": "aksflight-router-0", "namespace": NAMESPACE},
         self_scaling={
             "target": "kubernetes",
             "down_after_seconds": 0.2,
@@ -251,7 +251,7 @@ def test_the_coordinating_router_scales_itself_down_in_place_and_records_it(
             ]
             status = await asyncio.to_thread(_get_json, server.base_url + "/-/scaling")
             assert status["decisions"][0]["action"] == "down"
-            assert "azureml-fe-0" in status["figures"]
+            assert "aksflight-router-0" in status["figures"]
             metrics = server.router.metrics.render().decode()
             assert 'router_self_scaling_decisions_total{action="down"}' in metrics
             assert "router_routing_time_seconds" in metrics
@@ -259,7 +259,7 @@ def test_the_coordinating_router_scales_itself_down_in_place_and_records_it(
             await server.stop()
 
     run(scenario())
-    deployment = fakekube.store.get("Deployment", "azureml-fe", NAMESPACE)
+    deployment = fakekube.store.get("Deployment", "aksflight-router", NAMESPACE)
     record = json.loads(deployment["metadata"]["annotations"][STATUS_ANNOTATION])
     assert record["decisions"][0]["action"] == "down"
     assert "CPU" in record["decisions"][0]["reason"]
@@ -284,7 +284,7 @@ def test_nothing_happens_on_a_devtest_cluster(fakekube: Any) -> None:
 
     run(scenario())
     assert _writes(fakekube) == []
-    assert fakekube.store.find("poddisruptionbudgets", "azureml-fe", NAMESPACE) is None
+    assert fakekube.store.find("poddisruptionbudgets", "aksflight-router", NAMESPACE) is None
 
 
 def _get_json(url: str) -> Any:

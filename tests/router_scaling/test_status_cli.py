@@ -43,7 +43,7 @@ def test_status_shows_pods_sizes_figures_and_decisions_from_the_api(
     argv = ["router", "status", "--kubeconfig", str(fakekube.kubeconfig_path)]
     assert main([*argv, "--namespace", NAMESPACE]) == 0
     table = capsys.readouterr().out
-    assert f"routers of deployment {NAMESPACE}/azureml-fe: 2 wanted" in table
+    assert f"routers of deployment {NAMESPACE}/aksflight-router: 2 wanted" in table
     assert all(name in table for name in pods)
     first = next(line for line in table.splitlines() if line.startswith(pods[0]))
     assert first.split()[3:7] == ["1", "1Gi", "1.25", "ms"]
