@@ -69,6 +69,13 @@ class ProbeContext:
         self.timeout = options.timeout
         self.observations: dict[str, Observation] = {}
         self._transports: dict[str, httpx.AsyncBaseTransport] = {}
+        # Read once per run: a probe per check looked up four variables each time.
+        env = options.env
+        self._proxy = options.proxy or proxy_from_env(env)
+        self._no_proxy = env.get("NO_PROXY", env.get("no_proxy", ""))
+        self._proxy_of: dict[str, str | None] = {}
+        # Certificate evidence by DER: endpoints behind one certificate parse it once.
+        self.certificates: dict[bytes, dict[str, Any]] = {}
         self._kube_lock = asyncio.Lock()
         self._kube_client: Any = None
         self._kube_loaded = False
@@ -124,12 +131,12 @@ class ProbeContext:
     def proxy_for(self, host: str) -> str | None:
         """The proxy a request to `host` goes through: `--proxy`, else the environment's,
         unless `NO_PROXY` exempts the host."""
-        env = self.options.env
-        proxy = self.options.proxy or proxy_from_env(env)
-        if proxy is None:
+        if self._proxy is None:
             return None
-        no_proxy = env.get("NO_PROXY", env.get("no_proxy", ""))
-        return None if bypasses_proxy(host, no_proxy) else proxy
+        if host not in self._proxy_of:
+            exempt = bypasses_proxy(host, self._no_proxy)
+            self._proxy_of[host] = None if exempt else self._proxy
+        return self._proxy_of[host]
 
     def http_transport(self, proxy: str | None) -> httpx.AsyncBaseTransport:
         """The injected transport, or the one for requests through `proxy`, with

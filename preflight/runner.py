@@ -54,7 +54,7 @@ class RunEvent:
 OnEvent = Callable[[RunEvent], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RunResult:
     """Observations of the checks that ran (blocked and skipped ones have none; the
     evaluation reconstructs them), every node's result, wall and CPU seconds."""
@@ -63,6 +63,14 @@ class RunResult:
     results: dict[str, NodeResult]
     duration_s: float
     cpu_s: float
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run formats its main task's result when it restores the SIGINT
+        # handler, and the full repr of a thousand observations costs a tenth of a second.
+        return (
+            f"RunResult({len(self.observations)} observations, {len(self.results)} nodes, "
+            f"{self.duration_s:.3f} s, {self.cpu_s:.3f} CPU-s)"
+        )
 
 
 def _probe_for(check: Check, plan: Plan) -> Probe | None:
@@ -120,8 +128,9 @@ class _Run:
         self.waiting = {node: plan.graph.in_degree(node) for node in plan.graph}
         self.runnable: list[tuple[int, int, str]] = []  # a heap: (depth, arrival, node)
         self.arrivals = itertools.count()
-        self.finished: asyncio.Queue[tuple[str, Observation | BaseException]] = asyncio.Queue()
-        self.running: dict[str, asyncio.Task[None]] = {}
+        self.running: dict[str, asyncio.Task[Observation]] = {}
+        # Set when nothing runs or waits any more, or to the error that stops the run.
+        self.over: asyncio.Future[None] | None = None
         self.run_started = 0.0  # set by run_plan from its own clock reading
 
     def emit(self, event: RunEvent) -> None:
@@ -157,23 +166,33 @@ class _Run:
                 ready.append(dependant)
         return ready
 
-    async def execute(self, check: Check) -> None:
-        try:
-            observation = await self.probe(check)
-        except BaseException as exc:  # handed to the main loop, which re-raises
-            self.finished.put_nowait((check.id, exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.finished.put_nowait((check.id, observation))
-
     async def probe(self, check: Check) -> Observation:
         """The check's observation, stamped with when it started (ms since the run began,
         `evidence["started_ms"]`) so reports can draw the real timeline."""
-        started_ms = (self.options.clock() - self.run_started) * 1000
+        started_ms = round((self.options.clock() - self.run_started) * 1000, 3)
         observation = await self._probe(check)
-        evidence = {**observation.evidence, "started_ms": round(started_ms, 3)}
-        return dataclasses.replace(observation, evidence=evidence)
+        evidence = observation.evidence
+        if isinstance(evidence, dict):  # the probe's own, new dict
+            evidence["started_ms"] = started_ms
+            return observation
+        return dataclasses.replace(observation, evidence={**evidence, "started_ms": started_ms})
+
+    def finished(self, task: asyncio.Task[Observation]) -> None:
+        """A check's task ended: settle it and start what that frees, right here in the
+        task's done callback (no queue, no wake-up of a waiting coroutine per check)."""
+        node = task.get_name()
+        self.running.pop(node, None)
+        if self.over is None or self.over.done() or task.cancelled():
+            return
+        try:
+            observation = task.result()
+            self.release(self.settle(node, result_of(observation), observation))
+            self.start_runnable()
+        except BaseException as exc:  # a probe's BaseException or an event handler's error
+            self.over.set_exception(exc)
+            return
+        if not self.running:
+            self.over.set_result(None)
 
     async def _probe(self, check: Check) -> Observation:
         probe = _probe_for(check, self.plan)
@@ -200,27 +219,26 @@ class _Run:
             _, _, node = heapq.heappop(self.runnable)
             check = self.plan.checks[node]
             self.emit(RunEvent(EventKind.STARTED, node, check))
-            self.running[node] = asyncio.create_task(self.execute(check), name=node)
+            task = asyncio.create_task(self.probe(check), name=node)
+            self.running[node] = task
+            task.add_done_callback(self.finished)
 
     async def run(self) -> None:
         if any(c.kind is CheckKind.KUBERNETES for c in self.plan.checks.values()) and (
             self.options.kubeconfig is not None or self.options.context is not None
         ):
             await self.context.kube_client()  # a bad explicit kubeconfig fails before probing
+        self.over = asyncio.get_running_loop().create_future()
         self.release(n for n in self.plan.order() if self.waiting[n] == 0)
         self.start_runnable()
-        while self.running:
-            node, outcome = await self.finished.get()
-            await self.running.pop(node)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            self.release(self.settle(node, result_of(outcome), outcome))
-            self.start_runnable()
+        if self.running:
+            await self.over
 
     async def aclose(self) -> None:
-        for task in self.running.values():
+        tasks = list(self.running.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.running.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self.running.clear()
         await self.context.aclose()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import trustme
 
+from preflight.context import ProbeContext
 from preflight.options import ProbeOptions
 from preflight.tls import probe_tls
 from rules.model import CheckKind, Observation, ProbeStatus
@@ -93,3 +94,33 @@ def test_not_tls_at_all(ca_bundle: Path) -> None:
         threading.Thread(target=answer, daemon=True).start()
         obs = handshake(server.getsockname()[1], ProbeOptions(ca_bundle=ca_bundle, timeout=2))
     assert obs.status is ProbeStatus.TLS_ERROR
+
+
+def test_one_certificate_is_parsed_once_per_run(
+    tls_server: Start, ca: trustme.CA, ca_bundle: Path
+) -> None:
+    """Two endpoints behind one certificate share its parsed evidence (not its lists);
+    a third with its own certificate gets its own."""
+    shared = ca.issue_cert(HOST, "other.example.com")
+    first, second = tls_server("127.0.0.2", shared), tls_server("127.0.0.3", shared)
+    third = tls_server("127.0.0.4", ca.issue_cert("third.example.com", HOST))
+    targets = [(first, "127.0.0.2"), (second, "127.0.0.3"), (third, "127.0.0.4")]
+
+    async def main() -> tuple[list[Observation], int]:
+        context = ProbeContext(ProbeOptions(ca_bundle=ca_bundle, timeout=2))
+        try:
+            found = [
+                await probe_tls(check(CheckKind.TLS, HOST, server.port), context, [address])
+                for server, address in targets
+            ]
+            return found, len(context.certificates)
+        finally:
+            await context.aclose()
+
+    (a, b, c), parsed = run(main())
+    assert [o.status for o in (a, b, c)] == [ProbeStatus.OK] * 3
+    assert parsed == 2
+    assert a.evidence["sans"] == b.evidence["sans"] == [HOST, "other.example.com"]
+    assert a.evidence["sans"] is not b.evidence["sans"]
+    assert c.evidence["sans"] == ["third.example.com", HOST]
+    assert a.evidence["address"] == "127.0.0.2" and b.evidence["address"] == "127.0.0.3"
