@@ -160,3 +160,40 @@ def test_a_changed_credential_on_the_same_connection_is_checked_again() -> None:
                 assert model.hits == 2
 
     run(scenario())
+
+
+def test_pipelined_requests_behind_a_fast_one_keep_their_order_and_half_close_works() -> None:
+    async def scenario() -> None:
+        async with backend() as model:
+            config = router_config([{"name": "p", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                one = b"POST /api/v1/service/p/score%s HTTP/1.1\r\nHost: x\r\n"
+                one += b"x-ms-request-id: id-%d\r\nContent-Length: 2\r\n\r\n{}"
+                writer.write(one % (b"", 0))  # opens the way: checks auth, connects
+                assert b"id-0" in await reader.readuntil(b"}")
+                writer.write(
+                    b"".join(
+                        one % (query, index)
+                        for index, query in ((1, b"?delay=0.1"), (2, b""), (3, b"?delay=0.05"))
+                    )
+                )
+                rest = b""
+                async with asyncio.timeout(5):
+                    while rest.count(b"}") < 3:
+                        rest += await reader.read(65536)
+                positions = [rest.index(b"x-ms-request-id: id-%d" % i) for i in (1, 2, 3)]
+                assert positions == sorted(positions)
+                assert rest.count(b"HTTP/1.1 200 OK") == 3
+                assert _fast_count(server) == 1  # the first of the three; the others queued
+                writer.write(one % (b"?delay=0.1", 4))
+                writer.write_eof()  # the client is done sending, as nginx is after a request
+                async with asyncio.timeout(5):
+                    last = await reader.read(-1)  # answered, then closed
+                writer.close()
+                assert b"x-ms-request-id: id-4" in last
+                assert b"HTTP/1.1 200 OK" in last
+                assert _fast_count(server) == 2
+
+    run(scenario())
