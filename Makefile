@@ -26,8 +26,8 @@ modelserver: $(MSVENV)/.installed
 system-deps:
 	bash scripts/system-deps.sh
 
-demo: venv system-deps
-	$(BIN)/aksflight demo
+demo: venv system-deps modelserver
+	AKSFLIGHT_MODELSERVER_VENV=$(abspath $(MSVENV)) $(BIN)/aksflight demo
 
 lint: venv
 	$(BIN)/ruff check .

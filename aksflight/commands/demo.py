@@ -1,9 +1,13 @@
 """`aksflight demo`: the whole story on this machine, with nothing from Azure.
 
-As root on Linux it builds the network lab for the shipped `lab.yaml` environment with a
-locked-down firewall (storage dropped, the registry rejected), runs the preflight inside
-the simulated node, and shows which phase breaks and what to open. Where namespaces cannot
-be made, it says why and shows the offline plan instead.
+1. As root on Linux it builds the network lab for the shipped `lab.yaml` environment with
+   a locked-down firewall (storage dropped, the registry rejected), runs the preflight
+   inside the simulated node, and shows which phase breaks and what to open. Where
+   namespaces cannot be made, it says why and shows the offline plan instead.
+2. Then it deploys the scikit-learn example (a v1 `score.py`) to the local target with the
+   documented default configuration: the router and a model-server replica run as
+   processes here; it prints the state, the scoring URI and the key, and scores one request
+   with a plain HTTP client. They keep running until `aksflight local stop`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("out"), help="where to write the reports (default ./out)"
     )
+    parser.add_argument(
+        "--no-deploy",
+        action="store_true",
+        help="stop after the network story; do not deploy the example locally",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +66,28 @@ def _plan_fallback(console: Console, reason: str) -> int:
 
     console.print(f"[yellow]aksflight demo: {reason}; showing the offline plan instead.[/]")
     return cli_main(["plan", "-c", str(example_path("lab.yaml")), "-o", "table"])
+
+
+def _deploy_locally(console: Console) -> int:
+    """The v1 story's end: a real model behind the router, scored by a plain HTTP client."""
+    from deployer.errors import DeployerError
+    from deployer.local.demo import demo_deploy
+
+    console.rule("[bold]aksflight deploy --target local: the scikit-learn example")
+    try:
+        result = demo_deploy(example_path("sklearn"), say=console.print)
+    except DeployerError as exc:
+        console.print(f"[red]aksflight demo: the local deployment failed: {exc}[/]")
+        return 1
+    console.print(
+        "\nScore it yourself:\n"
+        f"  curl -s -H 'Authorization: Bearer {result.key}' -H 'Content-Type: application/json'"
+        f" -d '{{\"data\": [[5.1, 3.5, 1.4, 0.2]]}}' {result.scoring_uri}\n"
+        "Stop the router and the replicas with: aksflight local stop",
+        markup=False,
+        highlight=False,
+    )
+    return 0
 
 
 def _check_in_lab(state: Any, config: Path, out: Path, console: Console) -> int:
@@ -95,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     reason = lab_unavailable()
     if reason:
-        return _plan_fallback(console, reason)
+        _plan_fallback(console, reason)
+    else:
+        _lab_story(args, console)
+    return 0 if args.no_deploy else _deploy_locally(console)
+
+
+def _lab_story(args: argparse.Namespace, console: Console) -> None:
     from aksflight.commands.lab import plan_hosts
     from aksflight.lab.cli import hosts_table
     from aksflight.lab.errors import LabError
@@ -114,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         state = up(spec_from_hosts(hosts, name=DEMO_LAB, drop=[DROPPED], reject=[REJECTED]))
     except LabError as exc:
-        return _plan_fallback(console, f"the lab did not start ({exc})")
+        _plan_fallback(console, f"the lab did not start ({exc})")
+        return
     try:
         console.print(hosts_table(state))
         console.rule("[bold]aksflight check, run inside the simulated node")
@@ -126,4 +164,3 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         down(DEMO_LAB)
-    return 0
