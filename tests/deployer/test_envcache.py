@@ -96,14 +96,11 @@ def test_layered_build_installs_only_what_the_seed_lacks(
     ]
 
 
-def test_a_failed_build_says_where_pip_wrote(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "nothing"))
-    cache = EnvironmentCache(tmp_path / "envs", seeds=[])
-    with pytest.raises(
-        EnvironmentBuildError, match=r"pip install failed \(exit code 1\); see .*build.log"
-    ):
-        cache.resolve(Environment(pip_requirements=("aksflight-no-such-package==9",)))
-    assert cache.lookup(Environment(pip_requirements=("aksflight-no-such-package==9",))) is None
+def test_a_failed_build_step_says_where_its_output_went(tmp_path: Path) -> None:
+    from deployer.local.envcache import _run
+
+    log = tmp_path / "build.log"
+    with pytest.raises(EnvironmentBuildError) as caught:
+        _run(["sh", "-c", "echo resolving; exit 3"], log, "pip install", 30)
+    assert str(caught.value) == f"pip install failed (exit code 3); see {log}"
+    assert log.read_text() == "$ sh -c echo resolving; exit 3\nresolving\n"

@@ -137,30 +137,31 @@ def test_stop_ends_every_process_and_deploy_brings_them_back(
 
 
 def test_update_replaces_replicas_and_delete_removes_only_that_service(
-    local_target: LocalTarget, example_model: Path
+    shared: LocalTarget,
 ) -> None:
-    first = local_target.deploy(example_request(example_model, name="iris"), timeout=120)
-    other = local_target.deploy(example_request(example_model, name="other"), timeout=120)
-    other_dir = local_target.layout.service("other")
-    old_pids = replica_pids(local_target, "iris")
-    updated = Webservice(local_target, "iris").update(num_replicas=2, timeout_sec=120)
-    assert updated.state is ServiceState.HEALTHY
-    new_pids = replica_pids(local_target, "iris")
-    assert len(new_pids) == 2
-    assert not any(pid_alive(pid) for pid in old_pids)
-    releases = list((local_target.layout.service("iris") / "releases").iterdir())
-    assert [p.name for p in releases] == [updated.extra["release"]]
-    assert _score(first.scoring_uri, local_target.keys("iris")[0]).status_code == 200
-
-    other_pids = replica_pids(local_target, "other")
-    local_target.delete("other")
+    """On the shared target (`iris` and `iris-token`), last in its group: it restarts."""
+    local_target = shared
+    first = local_target.info("iris")
+    other = local_target.info("iris-token")
+    other_dir = local_target.layout.service("iris-token")
+    other_pids = replica_pids(local_target, "iris-token")
+    local_target.delete("iris-token")
     assert not other_dir.exists()
     assert not any(pid_alive(pid) for pid in other_pids)
     assert [s.name for s in local_target.list()] == ["iris"]
     assert _score(first.scoring_uri, local_target.keys("iris")[0]).status_code == 200
     assert _score(other.scoring_uri, "x" * 20).status_code == 404
     with pytest.raises(ServiceNotFound):
-        local_target.info("other")
+        local_target.info("iris-token")
+
+    old_pids = replica_pids(local_target, "iris")
+    updated = Webservice(local_target, "iris").update(num_replicas=2, timeout_sec=120)
+    assert updated.state is ServiceState.HEALTHY
+    assert len(replica_pids(local_target, "iris")) == 2
+    assert not any(pid_alive(pid) for pid in old_pids)
+    releases = list((local_target.layout.service("iris") / "releases").iterdir())
+    assert [p.name for p in releases] == [updated.extra["release"]]
+    assert _score(first.scoring_uri, local_target.keys("iris")[0]).status_code == 200
 
 
 def test_failing_init_is_diagnosed_with_its_traceback(
@@ -213,3 +214,16 @@ def _healthy(uri: str, target: LocalTarget) -> bool:
         return _score(uri, target.keys("iris")[0]).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_demo_deploy_trains_deploys_and_scores(local_target: LocalTarget) -> None:
+    from deployer.local.demo import demo_deploy
+    from tests.deployer.local_support import EXAMPLE
+
+    said: list[str] = []
+    result = demo_deploy(EXAMPLE, target=local_target, say=said.append, timeout=120)
+    assert result.info.state is ServiceState.HEALTHY
+    assert result.response == {"predictions": [0, 2]}
+    assert result.key == local_target.keys("iris")[0]
+    assert f"scoring URI: {result.scoring_uri}" in said
+    assert (local_target.layout.root / "demo" / "iris" / "model.joblib").exists()

@@ -10,10 +10,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from aksflight.cli import main
 from deployer.local.layout import Layout, live_replica_pids, pid_alive
 from tests.deployer.local_support import EXAMPLE, SAMPLE
 
@@ -74,47 +76,63 @@ def _deploy_args(model: Path) -> list[str]:
     ]
 
 
-def test_cli_contract(cli: Cli, example_model: Path) -> None:
+def test_cli_contract(
+    cli: Cli,
+    example_model: Path,
+    venv: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The first deploy in a new process (the real command); the rest in this process
+    (same state directory), which spares a second of start-up per command."""
     table = cli(*_deploy_args(example_model))
     assert "Service iris: Healthy" in table.stdout
     assert "Scoring URI: http://127.0.0.1:" in table.stdout
     assert "Primary key: " in table.stdout
     assert "preflight gate skipped" in table.stderr
-    deployed = cli.json(*_deploy_args(example_model))
-    assert isinstance(deployed, dict)
+    monkeypatch.setenv("AKSFLIGHT_STATE_DIR", str(cli.state))
+    monkeypatch.setenv("AKSFLIGHT_MODELSERVER_VENV", str(venv))
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def as_json(*args: str) -> Any:
+        code, out, err = run(*args, "-o", "json")
+        assert code == 0, err
+        return json.loads(out)
+
+    deployed = as_json(*_deploy_args(example_model))
     assert {"name", "state", "scoring_uri", "swagger_uri", "auth"} <= set(deployed)
     assert (deployed["name"], deployed["state"], deployed["auth"]) == ("iris", "Healthy", "key")
-    keys = cli.json("service", "keys", "iris")
-    assert isinstance(keys, dict) and set(keys) == {"primary_key", "secondary_key"}
+    keys = as_json("service", "keys", "iris")
+    assert set(keys) == {"primary_key", "secondary_key"}
     answer = httpx.post(
-        str(deployed["scoring_uri"]),
+        deployed["scoring_uri"],
         json=SAMPLE,
         headers={"Authorization": f"Bearer {keys['secondary_key']}"},
         timeout=30,
     )
     assert answer.json() == {"predictions": [0, 2]}
-    state = cli.json("service", "state", "iris")
-    assert isinstance(state, dict) and state["state"] == "Healthy"
-    listed = cli.json("service", "list")
-    assert isinstance(listed, list) and [s["name"] for s in listed] == ["iris"]
-    rotated = cli.json("service", "regen-key", "iris", "primary")
-    assert isinstance(rotated, dict)
+    assert as_json("service", "state", "iris")["state"] == "Healthy"
+    assert [s["name"] for s in as_json("service", "list")] == ["iris"]
+    rotated = as_json("service", "regen-key", "iris", "primary")
     assert rotated["secondary_key"] == keys["secondary_key"]
     assert rotated["primary_key"] != keys["primary_key"]
-    logs = cli("service", "logs", "iris", "--tail", "50").stdout
-    assert "POST /score 200" in logs
-    assert "environment" in cli("service", "logs", "iris", "--init").stdout
-    token = cli("service", "token", "iris", check=False)
-    assert token.returncode == 1 and "does not use token auth" in token.stderr
-    missing = cli("service", "state", "nope", check=False)
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == "aksflight: no service named 'nope' on the local target"
-    bad = cli(
-        "deploy", "Bad_Name", "--model", str(example_model), "--entry-script", "x.py", check=False
+    assert "POST /score 200" in run("service", "logs", "iris", "--tail", "50")[1]
+    assert "environment" in run("service", "logs", "iris", "--init")[1]
+    code, _, err = run("service", "token", "iris")
+    assert code == 1 and "does not use token auth" in err
+    code, _, err = run("service", "state", "nope")
+    assert code == 2
+    assert err.strip() == "aksflight: no service named 'nope' on the local target"
+    code, _, err = run(
+        "deploy", "Bad_Name", "--model", str(example_model), "--entry-script", "x.py"
     )
-    assert bad.returncode == 2 and "\n" not in bad.stderr.strip()
-    assert cli("local", "stop").stdout.strip() == "stopped the local router and its replicas"
-    assert cli.json("service", "state", "iris") == {
+    assert code == 2 and "\n" not in err.strip()
+    assert run("local", "stop")[1].strip() == "stopped the local router and its replicas"
+    assert as_json("service", "state", "iris") == {
         "state": "Unhealthy",
         "name": "iris",
         "detail": "the local router is stopped (`aksflight deploy` starts it)",
