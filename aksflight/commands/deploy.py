@@ -225,6 +225,10 @@ def deploy_or_update(args: argparse.Namespace, *, update: bool) -> int:
             print(target.render(request, output=args.output), end="")
             return 0
         gate = build_gate(args)
+        if gate.config is not None and args.target == "kubernetes":
+            # DevTest clusters disable the router's own autoscaling, as in v1.
+            purpose = gate.config.cluster.purpose
+            target.cluster_purpose = "DevTest" if purpose == "DevTest" else "FastProd"
         request = build_inputs(args, target.last_request(args.name) if update else None)
         info = deploy_request(
             target,

@@ -167,3 +167,29 @@ def test_a_killed_deploy_process_then_the_same_deploy_converges(
     assert main(args) == 0
     capsys.readouterr()
     assert fakekube.requests.writes() == []
+
+
+def test_skip_preflight_is_loud_and_a_devtest_cluster_disables_autoscaling(
+    fakekube: FakeKube, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import base64
+
+    from tests.conftest import EXAMPLES
+
+    kubeconfig = str(fakekube.write_kubeconfig(tmp_path / "kubeconfig"))
+    args = _deploy_args(tmp_path, "--kubeconfig", kubeconfig, "--context", "fakekube")
+    config = str(EXAMPLES / "devtest-kubenet.yaml")
+    assert main([*args, "-c", config, "--skip-preflight", "-o", "json"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "WARNING: --skip-preflight: the preflight gate is OFF for installing the router"
+        in captured.err
+    )
+    assert (
+        "WARNING: --skip-preflight: the preflight gate is OFF for deploying the service"
+        in captured.err
+    )
+    secret = fakekube.store.get("Secret", "aksflight-router-config", "azureml")
+    assert (
+        json.loads(base64.b64decode(secret["data"]["router.json"]))["cluster_purpose"] == "DevTest"
+    )
