@@ -11,7 +11,6 @@ idempotent: a deploy killed half-way and run again converges.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -26,7 +25,6 @@ from deployer.errors import (
     ServiceNotFound,
     TargetError,
 )
-from deployer.inference import Environment, InferenceConfig, Model
 from deployer.kube import routerconf
 from deployer.kube.api import KubeApi, Obj, describe
 from deployer.kube.manifests import (
@@ -47,6 +45,7 @@ from deployer.kube.manifests import (
     service_objects,
     to_yaml_stream,
 )
+from deployer.kube.rebuild import request_from_cluster
 from deployer.kube.status import RolloutStatus, rollout_status
 from deployer.package import package
 from deployer.request import DeployRequest, check_service_name
@@ -449,47 +448,12 @@ class KubernetesTarget:
         return "\n".join(parts)
 
     def last_request(self, name: str) -> DeployRequest:
-        """The deployed request, rebuilt from the Deployment's annotation and the ConfigMaps."""
+        """The deployed request, rebuilt from the cluster (for `update`)."""
         namespace = self.services_namespace()
         deployment = self.api.get("apps/v1", "Deployment", check_service_name(name), namespace)
         if deployment is None or not _owned(deployment):
             raise ServiceNotFound(name, f"namespace {namespace}")
-        record = json.loads(deployment["metadata"]["annotations"][REQUEST_ANNOTATION])
-        work = Path(tempfile.mkdtemp(prefix=f"aksflight-{name}-"))
-        for suffix in ("app", "models"):
-            config_map = self.api.get("v1", "ConfigMap", f"{name}-{suffix}", namespace) or {}
-            volume = next(
-                v
-                for v in deployment["spec"]["template"]["spec"]["volumes"]
-                if (v.get("configMap") or {}).get("name") == f"{name}-{suffix}"
-            )
-            root = work / ("app" if suffix == "app" else "")
-            for item in volume["configMap"].get("items") or []:
-                target = root / item["path"]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if item["key"] in (config_map.get("data") or {}):
-                    target.write_text(config_map["data"][item["key"]])
-                else:
-                    import base64
-
-                    target.write_bytes(base64.b64decode(config_map["binaryData"][item["key"]]))
-        models = tuple(
-            Model(uri=m["uri"], name=m["name"], version=m["version"])
-            if m.get("uri")
-            else Model(
-                path=work / "azureml-models" / m["name"] / str(m["version"]) / m["file"],
-                name=m["name"],
-                version=m["version"],
-            )
-            for m in record["models"]
-        )
-        from deployer.config import parse_deployment_config
-
-        environment = Environment(
-            image=record.get("image"), pip_requirements=tuple(record.get("requirements") or ())
-        )
-        inference = InferenceConfig(record["entry_script"], work / "app", environment)
-        return DeployRequest(name, models, inference, parse_deployment_config(record["config"]))
+        return request_from_cluster(self.api, deployment)
 
     # --- deleting ----------------------------------------------------------------------------
 
