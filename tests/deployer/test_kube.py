@@ -358,3 +358,39 @@ def test_one_router_discovers_one_namespace(fakekube: FakeKube, tmp_path: Path) 
         HASH_ANNOTATION
         in fakekube.store.get("Deployment", "iris", "models")["metadata"]["annotations"]
     )
+
+
+@pytest.mark.slow
+def test_the_real_router_with_the_rendered_configuration_discovers_the_replicas(
+    fakekube: FakeKube, tmp_path: Path
+) -> None:
+    """The router's configuration the deployer wrote, run by the real router against the
+    same API server (kubeconfig instead of in-cluster credentials, no peers): it finds the
+    service's ready pods through their EndpointSlice."""
+    import asyncio
+
+    from router.config import parse_config
+    from router.server import RouterServer
+
+    target_on(fakekube).deploy(request(tmp_path, num_replicas=2))
+    secret = fakekube.store.get("Secret", "aksflight-router-config", "azureml")
+    data = json.loads(base64.b64decode(secret["data"]["router.json"]))
+    data["listen"] = {"host": "127.0.0.1", "port": 0}
+    data["discovery"]["kubernetes"].update(
+        in_cluster=False, kubeconfig=str(fakekube.write_kubeconfig(tmp_path / "kubeconfig"))
+    )
+    data["peers"] = {"kind": "none"}
+    data["scaler"] = {"kind": "none"}
+
+    async def replicas() -> list[str]:
+        server = RouterServer(parse_config(data))
+        await server.start()
+        try:
+            return sorted(r.url for r in server.router.services["iris"].pool.replicas)
+        finally:
+            await server.stop()
+
+    pods = fakekube.store.list("Pod", "default", "app.kubernetes.io/instance=iris")
+    expected = sorted(f"http://{p['status']['podIP']}:5001" for p in pods)
+    assert len(expected) == 2
+    assert asyncio.run(replicas()) == expected
