@@ -241,12 +241,14 @@ def _router_deployment(settings: RouterSettings, base: dict[str, str]) -> Obj:
                             "livenessProbe": probe,
                             "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
                             "volumeMounts": [
-                                {"name": "config", "mountPath": "/etc/aksflight", "readOnly": True}
+                                {"name": "config", "mountPath": "/etc/aksflight", "readOnly": True},
+                                {"name": "collected", "mountPath": "/var/lib/aksflight"},
                             ],
                         }
                     ],
                     "volumes": [
-                        {"name": "config", "secret": {"secretName": f"{ROUTER_NAME}-config"}}
+                        {"name": "config", "secret": {"secretName": f"{ROUTER_NAME}-config"}},
+                        {"name": "collected", "emptyDir": {}},  # collect_model_data
                     ],
                 },
             },

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deployer.config import DeploymentConfiguration
@@ -27,6 +28,7 @@ from deployer.kube.manifests import (
 from router.config import (
     AccessLogConfig,
     AutoscaleConfig,
+    DataCollectionConfig,
     DiscoveryConfig,
     KeyAuth,
     KubernetesDiscoveryConfig,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from deployer.kube.api import KubeApi, Obj
 
 SECRET_NAME = f"{ROUTER_NAME}-config"
+COLLECTED_DIR = Path("/var/lib/aksflight/collected")  # an emptyDir in the router's pods
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 (the router listens on the pod's address)
 Mutation = Callable[[list[ServiceConfig]], list[ServiceConfig]]
 
@@ -74,6 +77,10 @@ def service_entry(
             target_utilization=config.target_utilization,
         ),
         kubernetes=KubernetesTarget(namespace=namespace, deployment=name),
+        data_collection=DataCollectionConfig(
+            enabled=config.collect_model_data,
+            directory=COLLECTED_DIR if config.collect_model_data else None,
+        ),
     )
 
 
