@@ -40,8 +40,7 @@ def remediation_for(check: Check, obs: Observation) -> str:
             )
         case ProbeStatus.TIMEOUT:
             return (
-                f"connections to {host}:{port}{at} are silently dropped: a firewall "
-                "filters them."
+                f"connections to {host}:{port}{at} are silently dropped: a firewall filters them."
             )
         case ProbeStatus.REFUSED:
             return (

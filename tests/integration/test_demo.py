@@ -33,5 +33,6 @@ def test_demo_tells_the_lab_story_and_cleans_up(tmp_path: Path) -> None:
     assert "first failing phase: 3. Router running" in out
     assert "tcp:labstorage01.blob.core.windows.net:443" in out
     assert (tmp_path / "preflight.html").read_text().startswith("<!DOCTYPE html>")
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    listing = subprocess.run(["ip", "netns", "list"], check=True, capture_output=True, text=True)
+    namespaces = listing.stdout
     assert "afdemo-" not in namespaces
