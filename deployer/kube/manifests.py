@@ -34,6 +34,8 @@ HASH_ANNOTATION = "aksflight.io/applied-hash"
 REQUEST_ANNOTATION = "aksflight.io/request"
 RELEASE_ANNOTATION = "aksflight.io/release"
 ROUTER_NAME = "aksflight-router"
+ROUTER_SIZE = {"cpu": "500m", "memory": "512Mi"}  # router.scaling_config.DEFAULT_SIZES[0]
+ROUTER_GRACE_SECONDS = 75
 ROUTER_NAMESPACE = "azureml"
 ROUTER_PORT = 8080
 ROUTER_REPLICAS = 3
@@ -179,6 +181,24 @@ def router_objects(settings: RouterSettings) -> list[Obj]:
             ],
         },
         _binding(f"{ROUTER_NAME}-discovery", services_ns, ns, base),
+        {
+            # The router's own scaling: resize its pods in place or roll its template,
+            # scale its Deployment, keep its PodDisruptionBudget (router/selfscale_kube.py).
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"{ROUTER_NAME}-self-scaling", ns, base),
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]},
+                {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]},
+                {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]},
+                {
+                    "apiGroups": ["policy"],
+                    "resources": ["poddisruptionbudgets"],
+                    "verbs": ["get", "create", "patch"],
+                },
+            ],
+        },
+        _binding(f"{ROUTER_NAME}-self-scaling", ns, ns, base),
         _router_deployment(settings, base),
         {
             "apiVersion": "v1",
@@ -220,6 +240,9 @@ def _router_deployment(settings: RouterSettings, base: dict[str, str]) -> Obj:
             "template": {
                 "metadata": {"labels": dict(base)},
                 "spec": {
+                    # Drain: readiness off, a drain delay, then in-flight requests up to the
+                    # longest scoring timeout (60 s by default).
+                    "terminationGracePeriodSeconds": ROUTER_GRACE_SECONDS,
                     "serviceAccountName": ROUTER_NAME,
                     "containers": [
                         {
@@ -239,7 +262,12 @@ def _router_deployment(settings: RouterSettings, base: dict[str, str]) -> Obj:
                                 "httpGet": {"path": "/readyz", "port": "http"},
                             },
                             "livenessProbe": probe,
-                            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+                            # Requests equal limits at the first of the router's size
+                            # steps, which its self-scaling moves up and down.
+                            "resources": {
+                                "requests": dict(ROUTER_SIZE),
+                                "limits": dict(ROUTER_SIZE),
+                            },
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/etc/aksflight", "readOnly": True},
                                 {"name": "collected", "mountPath": "/var/lib/aksflight"},

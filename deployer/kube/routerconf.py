@@ -43,6 +43,7 @@ from router.config import (
     parse_config,
 )
 from router.errors import ConfigError as RouterConfigError
+from router.scaling_config import SelfScalingConfig
 
 if TYPE_CHECKING:
     from deployer.kube.api import KubeApi, Obj
@@ -103,6 +104,8 @@ def router_config(settings: RouterSettings, services: list[ServiceConfig]) -> Ro
             port=ROUTER_PORT,
         ),
         scaler=ScalerConfig(kind="kubernetes"),
+        # The router sizes itself (off by its own rule on DevTest clusters).
+        self_scaling=SelfScalingConfig(target="kubernetes", namespace=settings.namespace),
         services=sorted(services, key=lambda s: s.name),
     )
 

@@ -22,6 +22,8 @@ ROUTER_OBJECTS = {
     ("RoleBinding", "azureml", "aksflight-router-peers"),
     ("Role", "default", "aksflight-router-discovery"),
     ("RoleBinding", "default", "aksflight-router-discovery"),
+    ("Role", "azureml", "aksflight-router-self-scaling"),
+    ("RoleBinding", "azureml", "aksflight-router-self-scaling"),
     ("Secret", "azureml", "aksflight-router-config"),
     ("Deployment", "azureml", "aksflight-router"),
     ("Service", "azureml", "aksflight-router"),
@@ -52,6 +54,8 @@ def test_dry_run_renders_every_manifest_valid_in_strict_mode(tmp_path: Path) -> 
         ("RoleBinding", "aksflight-router-peers"),
         ("Role", "aksflight-router-discovery"),
         ("RoleBinding", "aksflight-router-discovery"),
+        ("Role", "aksflight-router-self-scaling"),
+        ("RoleBinding", "aksflight-router-self-scaling"),
         ("Deployment", "aksflight-router"),
         ("Service", "aksflight-router"),
         ("Secret", "aksflight-router-config"),
@@ -394,3 +398,31 @@ def test_the_real_router_with_the_rendered_configuration_discovers_the_replicas(
     expected = sorted(f"http://{p['status']['podIP']}:5001" for p in pods)
     assert len(expected) == 2
     assert asyncio.run(replicas()) == expected
+
+
+def test_the_router_may_scale_itself_and_drains_within_its_grace(tmp_path: Path) -> None:
+    import yaml
+
+    target = target_on(FakeKube())
+    documents = list(yaml.safe_load_all(target.render(request(tmp_path), "yaml")))
+    role = next(
+        d
+        for d in documents
+        if d["metadata"]["name"] == "aksflight-router-self-scaling" and d["kind"] == "Role"
+    )
+    granted = {(r["resources"][0], tuple(r["verbs"])) for r in role["rules"]}
+    assert granted == {
+        ("deployments", ("get", "patch")),
+        ("deployments/scale", ("patch",)),
+        ("pods/resize", ("patch",)),
+        ("poddisruptionbudgets", ("get", "create", "patch")),
+    }
+    router = next(
+        d
+        for d in documents
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "aksflight-router"
+    )
+    pod = router["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"] == resources["limits"] == {"cpu": "500m", "memory": "512Mi"}
+    assert pod["terminationGracePeriodSeconds"] > 60  # drain delay + the 60 s scoring timeout
