@@ -199,6 +199,24 @@ def router_objects(settings: RouterSettings) -> list[Obj]:
             ],
         },
         _binding(f"{ROUTER_NAME}-self-scaling", ns, ns, base),
+        {
+            # Room on the nodes (allocatable minus requested) before the router grows.
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": _meta(f"{ROUTER_NAME}-room", None, base),
+            "rules": [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta(f"{ROUTER_NAME}-room", None, base),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": f"{ROUTER_NAME}-room",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": ROUTER_NAME, "namespace": ns}],
+        },
         _router_deployment(settings, base),
         {
             "apiVersion": "v1",

@@ -56,6 +56,8 @@ def test_dry_run_renders_every_manifest_valid_in_strict_mode(tmp_path: Path) -> 
         ("RoleBinding", "aksflight-router-discovery"),
         ("Role", "aksflight-router-self-scaling"),
         ("RoleBinding", "aksflight-router-self-scaling"),
+        ("ClusterRole", "aksflight-router-room"),
+        ("ClusterRoleBinding", "aksflight-router-room"),
         ("Deployment", "aksflight-router"),
         ("Service", "aksflight-router"),
         ("Secret", "aksflight-router-config"),

@@ -53,7 +53,7 @@ def test_dry_run_prints_every_manifest_without_a_cluster(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     documents = list(yaml.safe_load_all(result.stdout))
-    assert len(documents) == 17  # router (incl. its self-scaling Role + binding) and service
+    assert len(documents) == 19  # router (incl. its self-scaling RBAC) and service
     for document in documents:
         kubernetes_validate.validate(document, "1.33.0", strict=True)
     deployment = next(
