@@ -8,7 +8,9 @@ drops connections like a firewall does (so a dropped host costs a whole timeout)
    by the naive way: for each host in order, one resolver call and one HTTPS request.
    Prints the medians and their ratio.
 2. A plan of `--large` endpoints (with the same dropped hosts) against the single slowest
-   chain: wall time, their ratio, and the run's CPU seconds.
+   chain: wall time, their ratio, and the run's CPU seconds, against the CPU of as many
+   bare TLS handshakes (measured between the runs: the floor with this OpenSSL), and
+   the same plan on uvloop. Then as many TCP endpoints (DNS and connect).
    Goals: within 2x the single chain; under 2 CPU-seconds for 1,000 endpoints.
 
     .venv/bin/python bench/preflight_runner.py [--runs 3] [--hosts 30] [--dropped 3]
@@ -41,6 +43,11 @@ import dns.query
 import dns.resolver
 import httpx
 import trustme
+
+try:
+    import uvloop
+except ImportError:  # only where uvloop has no wheel
+    uvloop = None  # type: ignore[assignment]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -250,9 +257,10 @@ def naive(plan: Plan, ep: Endpoints, timeout: float) -> None:
                 )
 
 
-def bare_handshakes(ep: Endpoints, count: int, concurrency: int = 64) -> float:
-    """CPU seconds of `count` TLS handshakes alone (asyncio, the same CA and SNI names):
-    the floor any prober pays for TLS checks with this Python and OpenSSL."""
+def bare_handshakes(ep: Endpoints, count: int, concurrency: int = 64) -> tuple[float, float]:
+    """CPU and wall seconds of `count` TLS handshakes alone (asyncio, the same CA and SNI
+    names, as many at once as the runner's default): the floor any prober pays for TLS
+    checks with this Python and OpenSSL, on this machine (nginx shares its cores)."""
     context = ssl.create_default_context(cafile=str(ep.ca_bundle))
 
     async def one(index: int, gate: asyncio.Semaphore) -> None:
@@ -268,9 +276,9 @@ def bare_handshakes(ep: Endpoints, count: int, concurrency: int = 64) -> float:
         gate = asyncio.Semaphore(concurrency)
         await asyncio.gather(*(one(i, gate) for i in range(count)))
 
-    started = time.process_time()
+    started, wall_started = time.process_time(), time.perf_counter()
     asyncio.run(all_of_them())
-    return time.process_time() - started
+    return time.process_time() - started, time.perf_counter() - wall_started
 
 
 def median_s(runs: int, job: Callable[[], object]) -> float:
@@ -310,24 +318,42 @@ def main() -> None:
             single = plan_for(ep, range(1), 1 if args.dropped else 0)
             chain = median_s(args.runs, lambda: aksflight(single, options))
             large = plan_for(ep, range(args.large), args.dropped)
-            walls, cpus = [], []
+            # Runs and the floor alternate, so a noisy neighbour weighs on both alike.
+            walls, cpus, floors, floor_walls = [], [], [], []
             for _ in range(args.runs):
                 result = aksflight(large, options)
                 walls.append(result.duration_s)
                 cpus.append(result.cpu_s)
+                floor_cpu, floor_wall = bare_handshakes(ep, args.large)
+                floors.append(floor_cpu)
+                floor_walls.append(floor_wall)
             wall, cpu = statistics.median(walls), statistics.median(cpus)
+            floor, floor_wall = statistics.median(floors), statistics.median(floor_walls)
             print(f"{args.large} endpoints ({len(large.checks)} checks), {args.dropped} dropped")
             print(f"  single slowest chain median {chain:7.3f} s")
             print(
                 f"  all endpoints        median {wall:7.3f} s  ({wall / chain:4.2f}x the chain;"
                 " goal under 2x)"
             )
-            floor = statistics.median(bare_handshakes(ep, args.large) for _ in range(args.runs))
             print(f"  CPU                  median {cpu:7.3f} s  (goal under 2 s)")
             print(
                 f"  CPU of {args.large} bare TLS handshakes alone {floor:7.3f} s "
-                f"(the floor here; the run costs {cpu / floor:4.2f}x it)"
+                f"(the floor here; the run costs {cpu / floor:4.2f}x it, "
+                f"{cpu - floor:+.3f} s beyond it)"
             )
+            print(
+                f"  wall of {args.large} bare TLS handshakes alone {floor_wall:7.3f} s "
+                f"({floor_wall / chain:4.2f}x the chain; the run takes "
+                f"{wall / floor_wall:4.2f}x it)"
+            )
+            if uvloop is not None:
+                uv_runs = [uvloop.run(run_plan(large, options)) for _ in range(args.runs)]
+                uv_wall = statistics.median(r.duration_s for r in uv_runs)
+                uv_cpu = statistics.median(r.cpu_s for r in uv_runs)
+                print(
+                    f"  on uvloop: wall median {uv_wall:7.3f} s ({uv_wall / chain:4.2f}x the "
+                    f"chain), CPU median {uv_cpu:7.3f} s"
+                )
             tcp = plan_for(ep, range(args.large), args.dropped, Protocol.TCP)
             tcp_runs = [aksflight(tcp, options) for _ in range(args.runs)]
             tcp_wall = statistics.median(r.duration_s for r in tcp_runs)
