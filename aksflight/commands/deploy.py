@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from aksflight.commands.image import ImageFailed, environment_image, registry_flags
 from aksflight.errors import UsageError
 
 OUTPUTS = ("table", "json", "yaml")
@@ -53,6 +54,16 @@ def add_deploy_flags(parser: argparse.ArgumentParser, *, update: bool = False) -
     parser.add_argument("--source-directory", type=Path, metavar="DIR")
     parser.add_argument("--requirements", type=Path, metavar="FILE", help="pip requirements")
     parser.add_argument("--image", metavar="IMAGE", help="the model server's container image")
+    parser.add_argument(
+        "--environment",
+        type=Path,
+        metavar="FILE",
+        help="kubernetes: an environment file; its image is looked up in --registry, then "
+        "--shared-registry, and built without a daemon only when neither has it",
+    )
+    parser.add_argument("--registry", metavar="HOST/REPO", help="the workspace registry")
+    parser.add_argument("--shared-registry", metavar="HOST/REPO", help="a shared registry")
+    registry_flags(parser)
     parser.add_argument(
         "--deploy-config", type=Path, metavar="FILE", help="YAML with v1's parameter names"
     )
@@ -217,6 +228,18 @@ def deploy_or_update(args: argparse.Namespace, *, update: bool) -> int:
     from deployer.webservice import deploy_request
 
     try:
+        if getattr(args, "environment", None) is not None:
+            if args.target != "kubernetes":
+                raise UsageError(
+                    "--environment: only for --target kubernetes (local uses --requirements)"
+                )
+            if args.image:
+                raise UsageError("--environment and --image: give one of them")
+            try:
+                args.image = environment_image(args)
+            except ImageFailed as exc:
+                print(f"aksflight: {exc}", file=sys.stderr)
+                return 1
         target = make_target(args)
         if args.dry_run:
             if args.target != "kubernetes":

@@ -25,6 +25,12 @@ from aksflight.errors import UsageError
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
+    registry_flags(parser)
+    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+
+def registry_flags(parser: argparse.ArgumentParser) -> None:
+    """How to reach registries: shared by `image` and `deploy --environment`."""
     parser.add_argument(
         "--docker-config",
         type=Path,
@@ -44,7 +50,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="TENANT",
         help="Microsoft Entra tenant for ACR's token exchange",
     )
-    parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
 
 def _environment_flags(parser: argparse.ArgumentParser) -> None:
@@ -251,3 +256,28 @@ def _push(args: argparse.Namespace) -> int:
         f"{pushed} ({stats.uploaded_bytes} bytes uploaded)",
     )
     return 0
+
+
+def environment_image(args: argparse.Namespace) -> str:
+    """`deploy --environment`: the environment's image (looked up, copied or built and
+    pushed), pinned by digest; registry failures are one line and exit 1 (`ImageFailed`)."""
+    from deployer.images import ensure_image
+
+    if args.registry is None:
+        raise UsageError("--environment: give --registry HOST/REPO for the environment image")
+    try:
+        with _failures("build"), _transport(args) as transport, _progress(args) as progress:
+            result = ensure_image(
+                args.environment,
+                args.registry,
+                args.shared_registry,
+                transport=transport,
+                progress=progress,
+            )
+    except _Failed as exc:
+        raise ImageFailed(str(exc)) from None
+    return str(result.pinned)
+
+
+class ImageFailed(Exception):
+    """The environment image could not be had (the registry or the build failed)."""
