@@ -25,7 +25,10 @@ Evidence keys (a contract the evaluation and the reports rely on):
     k8s:discovery-rbac  server, namespace, allowed ("verb resource" → bool);
                  http_status when the API refused the request
 
-Statuses come from `rules.model.ProbeStatus`, chosen by exception type and errno.
+Given nameservers are asked by the run's own stub client (`_stub`: A and AAAA at once on
+shared UDP sockets, TCP on truncation); the system's or an injected resolver through
+dnspython. Statuses come from `rules.model.ProbeStatus`, chosen by exception type and
+errno (for DNS, by reply code as dnspython's `Resolver` decides).
 TCP, TLS and HTTP connect only to the addresses the host's DNS check found, never
 through another resolver; for one endpoint they share one connection.
 
