@@ -47,7 +47,7 @@ _MAX_DNS_NAME = 253
 def check_lab_name(name: str) -> str:
     """A lab name is its namespaces' prefix: short (interface names) and dash-free (prefix
     matching must not confuse lab `a` with lab `a-b`)."""
-    if not _LAB_NAME.match(name):
+    if not _LAB_NAME.fullmatch(name):
         raise LabSpecError(
             f"lab name {name!r} must be 1-10 lower-case letters or digits, starting with a letter"
         )
@@ -60,7 +60,7 @@ def normalise_host_name(raw: str) -> str:
     if not name or len(name) > _MAX_DNS_NAME:
         raise LabSpecError(f"host name {raw!r} is not a valid DNS name (1-253 characters)")
     for label in name.split("."):
-        if not _DNS_LABEL.match(label):
+        if not _DNS_LABEL.fullmatch(label):
             raise LabSpecError(
                 f"host name {raw!r} is not a valid DNS name (bad label {label!r}; "
                 "wildcards cannot be served by the lab)"
