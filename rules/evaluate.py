@@ -30,7 +30,7 @@ def _dns_finding(check: Check, obs: Observation) -> tuple[Status, str, str]:
     classes: Mapping[str, str] = obs.evidence.get("address_classes", {})
     addresses = list(classes) or list(obs.evidence.get("addresses", []))
     shown = ", ".join(addresses[:4]) + (" …" if len(addresses) > 4 else "")
-    server = obs.evidence.get("server", "the resolver")
+    server = obs.evidence.get("server") or "the resolver"
     privatelink = bool(obs.evidence.get("privatelink"))
     kinds = set(classes.values())
     if kinds and kinds <= {ADDRESS_LOOPBACK, ADDRESS_RESERVED}:

@@ -19,7 +19,7 @@ def remediation_for(check: Check, obs: Observation) -> str:
     port = check.port
     address = ev.get("address") or (ev.get("addresses_tried") or [None])[-1]
     at = f" ({address})" if address else ""
-    server = ev.get("server", "the DNS server")
+    server = ev.get("server") or "the DNS server"
     match obs.status:
         case ProbeStatus.NXDOMAIN:
             return (
