@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -38,32 +39,22 @@ def _lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
-def _hostname(value: str) -> str:
-    problem = check_hostname(value)
-    if problem:
-        raise ValueError(f"invalid host name {value!r}: {problem}")
-    return value
+def _validator(check: Callable[[str], str | None], what: str) -> Callable[[str], str]:
+    """A pydantic validator from a `rules.names` check: one message shape for all of them."""
+
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem:
+            raise ValueError(f"invalid {what} {value!r}: {problem}")
+        return value
+
+    return validate
 
 
-def _host_or_ip(value: str) -> str:
-    problem = check_host_or_ip(value)
-    if problem:
-        raise ValueError(f"invalid host name {value!r}: {problem}")
-    return value
-
-
-def _label(value: str) -> str:
-    problem = check_label(value)
-    if problem:
-        raise ValueError(f"invalid DNS label {value!r}: {problem}")
-    return value
-
-
-def _cidr(value: str) -> str:
-    problem = check_cidr(value)
-    if problem:
-        raise ValueError(f"invalid CIDR {value!r}: {problem}")
-    return value
+_hostname = _validator(check_hostname, "host name")
+_host_or_ip = _validator(check_host_or_ip, "host name")
+_label = _validator(check_label, "DNS label")
+_cidr = _validator(check_cidr, "CIDR")
 
 
 def _ip(value: str) -> str:
