@@ -141,3 +141,14 @@ def make_transport(sleeps: Sleeps) -> Iterator[Callable[..., RegistryTransport]]
 
 
 ALICE = Credential("alice", "wonderland")
+
+
+@pytest.fixture
+def env_file(tmp_path: Path, base: Base) -> Path:
+    """An environment file on the test base image with one small requirement."""
+    path = tmp_path / "env.yaml"
+    path.write_text(
+        f"name: test\nbase_image: {base.reference}\nmodel_server: bundled\n"
+        "pip_requirements: [six==1.17.0]\n"
+    )
+    return path

@@ -10,16 +10,6 @@ import pytest
 from aksflight.cli import main
 
 
-@pytest.fixture
-def env_file(tmp_path, base):
-    path = tmp_path / "env.yaml"
-    path.write_text(
-        f"name: test\nbase_image: {base.reference}\nmodel_server: bundled\n"
-        "pip_requirements: [six==1.17.0]\n"
-    )
-    return path
-
-
 def run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

@@ -12,16 +12,6 @@ from aksflight.cli import main
 from tests.deployer.kube_support import model_file, source_dir
 
 
-@pytest.fixture
-def env_file(tmp_path, base):
-    path = tmp_path / "env.yaml"
-    path.write_text(
-        f"name: test\nbase_image: {base.reference}\nmodel_server: bundled\n"
-        "pip_requirements: [six==1.17.0]\n"
-    )
-    return path
-
-
 def _deploy(tmp_path, *extra: str) -> list[str]:
     return [
         "deploy",
