@@ -54,16 +54,14 @@ def read_yaml(path: Path, what: str) -> Any:
     except OSError as exc:
         raise UsageError(f"{path}: cannot read {what} ({exc.strerror})") from None
     if text.lstrip().startswith("{"):
-        # JSON is YAML: generated configs (thousands of dependencies) take the fast parser.
+        # JSON is YAML: generated configs (thousands of dependencies) take the fast parser,
+        # and JSON has no aliases to refuse.
         try:
-            documents = [json.loads(text)]
+            return json.loads(text)
         except ValueError:
-            documents = None
-    else:
-        documents = None
+            pass  # not JSON after all: the YAML parser says what is wrong
     try:
-        if documents is None:
-            documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

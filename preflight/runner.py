@@ -125,7 +125,7 @@ class _Run:
         self.context = ProbeContext(options, plan.checks)
         self.done: dict[str, NodeResult] = {}
         self.observations: dict[str, Observation] = {}
-        self.waiting = {node: plan.graph.in_degree(node) for node in plan.graph}
+        self.waiting = {node: plan.in_degree(node) for node in plan.nodes}
         self.runnable: list[tuple[int, int, str]] = []  # a heap: (depth, arrival, node)
         self.arrivals = itertools.count()
         self.running: dict[str, asyncio.Task[Observation]] = {}

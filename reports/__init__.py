@@ -16,19 +16,18 @@ anything. Formats are described in docs/output-formats.md. Exceptions:
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterator, Mapping
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from reports._common import DEFAULT_OPTIONS, Options
 from reports.errors import ReportInputError, ReportsError, UnknownFormatError
-from reports.plan_graph import plan_dot, plan_mermaid
-from reports.plan_json import PLAN_SCHEMA, plan_document, plan_json
-from reports.plan_text import plan_markdown, plan_table
-from reports.result_html import result_html
-from reports.result_json import CHECK_SCHEMA, result_document, result_json
-from reports.result_junit import result_junit
-from reports.result_text import result_markdown, result_table
 from rules.model import Evaluation
 from rules.plan import Plan
+
+if TYPE_CHECKING:
+    from reports.plan_json import PLAN_SCHEMA, plan_document
+    from reports.result_json import CHECK_SCHEMA, result_document
 
 __all__ = [
     "CHECK_FORMATS",
@@ -56,36 +55,73 @@ class CheckRenderer(Protocol):
     def __call__(self, evaluation: Evaluation, plan: Plan, options: Options = ..., /) -> str: ...
 
 
-PLAN_FORMATS: dict[str, PlanRenderer] = {
-    "table": plan_table,
-    "json": plan_json,
-    "markdown": plan_markdown,
-    "mermaid": plan_mermaid,
-    "dot": plan_dot,
+R = TypeVar("R")
+
+
+class _Registry(Mapping[str, R], Generic[R]):
+    """Format name → renderer, importing a renderer's module only when it is asked for:
+    `plan -o json` over 30,000 checks should not pay for rich and the HTML templates."""
+
+    def __init__(self, paths: Mapping[str, str]) -> None:
+        self._paths = dict(paths)  # name → "module:function"
+
+    def __getitem__(self, name: str) -> R:
+        module, _, function = self._paths[name].partition(":")
+        renderer: R = getattr(import_module(module), function)
+        return renderer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+PLAN_FORMATS: Mapping[str, PlanRenderer] = _Registry(
+    {
+        "table": "reports.plan_text:plan_table",
+        "json": "reports.plan_json:plan_json",
+        "markdown": "reports.plan_text:plan_markdown",
+        "mermaid": "reports.plan_graph:plan_mermaid",
+        "dot": "reports.plan_graph:plan_dot",
+    }
+)
+
+CHECK_FORMATS: Mapping[str, CheckRenderer] = _Registry(
+    {
+        "table": "reports.result_text:result_table",
+        "json": "reports.result_json:result_json",
+        "junit": "reports.result_junit:result_junit",
+        "markdown": "reports.result_text:result_markdown",
+        "html": "reports.result_html:result_html",
+    }
+)
+
+_LAZY = {
+    "PLAN_SCHEMA": "reports.plan_json",
+    "plan_document": "reports.plan_json",
+    "CHECK_SCHEMA": "reports.result_json",
+    "result_document": "reports.result_json",
 }
 
-CHECK_FORMATS: dict[str, CheckRenderer] = {
-    "table": result_table,
-    "json": result_json,
-    "junit": result_junit,
-    "markdown": result_markdown,
-    "html": result_html,
-}
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'reports' has no attribute {name!r}")
 
 
 def render_plan(name: str, plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
     """The plan in format `name`; `UnknownFormatError` names the known formats."""
-    render = PLAN_FORMATS.get(name)
-    if render is None:
+    if name not in PLAN_FORMATS:
         raise UnknownFormatError("plan", name, sorted(PLAN_FORMATS))
-    return render(plan, options)
+    return PLAN_FORMATS[name](plan, options)
 
 
 def render_check(
     name: str, evaluation: Evaluation, plan: Plan, options: Options = DEFAULT_OPTIONS
 ) -> str:
     """The preflight result in format `name`; `UnknownFormatError` names the known formats."""
-    render = CHECK_FORMATS.get(name)
-    if render is None:
+    if name not in CHECK_FORMATS:
         raise UnknownFormatError("check", name, sorted(CHECK_FORMATS))
-    return render(evaluation, plan, options)
+    return CHECK_FORMATS[name](evaluation, plan, options)

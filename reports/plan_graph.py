@@ -52,7 +52,7 @@ def _boxes(plan: Plan) -> dict[Phase, list[str]]:
 def plan_mermaid(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
     """A Mermaid flowchart: a subgraph per phase, edges from prerequisite to dependant."""
     del options  # no width or colour in a diagram's source
-    ids = {node: mermaid_id(node) for node in plan.graph}
+    ids = {node: mermaid_id(node) for node in plan.nodes}
     lines = ["flowchart LR"]
     for phase, nodes in _boxes(plan).items():
         title = f"{phase_number(phase)}. {PHASE_TITLES[phase]}"
@@ -64,7 +64,7 @@ def plan_mermaid(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
             shape = f"{{{{{label}}}}}" if node not in plan.checks else f"[{label}]"
             lines.append(f"    {ids[node]}{shape}")
         lines.append("  end")
-    for before, after in sorted(plan.graph.edges):
+    for before, after in sorted(plan.edges):
         lines.append(f"  {ids[before]} --> {ids[after]}")
     lines.append("  classDef gate fill:#e8eefc,stroke:#4a63b0,stroke-width:2px")
     lines.append("  classDef unprobed stroke-dasharray:5 3,color:#666")
@@ -116,7 +116,7 @@ def plan_dot(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
             # The label is an escString: with every backslash doubled it shows the id as is.
             lines.append(f"    {dot_quote(node)} [label={dot_quote(node)}, {attrs}];")
         lines.append("  }")
-    for before, after in sorted(plan.graph.edges):
+    for before, after in sorted(plan.edges):
         lines.append(f"  {dot_quote(before)} -> {dot_quote(after)};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -41,16 +41,43 @@ def _texts(values: Iterable[str]) -> str:
     return "[" + ", ".join([encode_basestring(value) for value in values]) + "]"
 
 
-class _Lists:
-    """JSON text of the small lists checks share (phase tuples, requirement ids), memoised."""
+class _Encoder:
+    """JSON text of what many lines repeat, each encoded once: node ids (a check's id
+    comes back in its dependants' `depends_on`, its requirement's `checks` and the
+    timeline), the small tuples checks share (phases, requirement ids), and the fields a
+    check takes from its requirements, which the 2–4 checks of one requirement share."""
 
     def __init__(self) -> None:
-        self._memo: dict[tuple[str, ...], str] = {}
+        self._ids: dict[str, str] = {}
+        self._tuples: dict[tuple[str, ...], str] = {}
+        self._shared: dict[tuple[object, ...], str] = {}
 
-    def __call__(self, values: tuple[str, ...]) -> str:
-        found = self._memo.get(values)
+    def id(self, node: str) -> str:
+        found = self._ids.get(node)
         if found is None:
-            found = self._memo[values] = _texts(values)
+            found = self._ids[node] = encode_basestring(node)
+        return found
+
+    def ids(self, nodes: Iterable[str]) -> str:
+        one = self.id
+        return "[" + ", ".join([one(node) for node in nodes]) + "]"
+
+    def values(self, values: tuple[str, ...]) -> str:
+        found = self._tuples.get(values)
+        if found is None:
+            found = self._tuples[values] = _texts(values)
+        return found
+
+    def shared(self, c: Check) -> str:
+        key = (c.requirement_ids, c.purpose, c.source, c.breaks, c.severity)
+        found = self._shared.get(key)
+        if found is None:
+            enc = encode_basestring
+            found = self._shared[key] = (
+                f'"purpose": {enc(c.purpose)}, "source": {enc(c.source)}, '
+                f'"breaks": {enc(c.breaks)}, "severity": {enc(c.severity)}, '
+                f'"requirements": {self.values(c.requirement_ids)}'
+            )
         return found
 
 
@@ -62,16 +89,13 @@ def _number(value: int | None) -> str:
     return "null" if value is None else str(int(value))
 
 
-def _check_line(check: Check, depends_on: list[str], lists: _Lists) -> str:
-    enc = encode_basestring
+def _check_line(check: Check, depends_on: list[str], enc: _Encoder) -> str:
     c = check
     return (
-        f'{_INDENT}{{"id": {enc(c.id)}, "phase": {_ENUM[c.phase]}, '
-        f'"phases": {lists(c.phases)}, "kind": {_ENUM[c.kind]}, '
-        f'"target": {enc(c.target)}, "port": {_number(c.port)}, '
-        f'"depends_on": {_texts(depends_on)}, "purpose": {enc(c.purpose)}, '
-        f'"source": {enc(c.source)}, "breaks": {enc(c.breaks)}, '
-        f'"severity": {enc(c.severity)}, "requirements": {lists(c.requirement_ids)}, '
+        f'{_INDENT}{{"id": {enc.id(c.id)}, "phase": {_ENUM[c.phase]}, '
+        f'"phases": {enc.values(c.phases)}, "kind": {_ENUM[c.kind]}, '
+        f'"target": {encode_basestring(c.target)}, "port": {_number(c.port)}, '
+        f'"depends_on": {enc.ids(depends_on)}, {enc.shared(c)}, '
         f'"expect_private": {_flag(c.expect_private)}, '
         f'"private_link_zone": {_text(c.private_link_zone)}, '
         f'"probe": {_flag(c.unprobeable_reason is None)}, '
@@ -79,15 +103,15 @@ def _check_line(check: Check, depends_on: list[str], lists: _Lists) -> str:
     )
 
 
-def _requirement_line(req: Requirement, checks: list[str], probed: bool, lists: _Lists) -> str:
+def _requirement_line(req: Requirement, checks: list[str], probed: bool, memo: _Encoder) -> str:
     enc = encode_basestring
     return (
         f'{_INDENT}{{"id": {enc(req.id)}, "catalogue": {enc(req.catalogue)}, '
         f'"host": {enc(req.host)}, "port": {_number(req.port)}, '
-        f'"protocol": {_ENUM[req.protocol]}, "phases": {lists(req.phases)}, '
+        f'"protocol": {_ENUM[req.protocol]}, "phases": {memo.values(req.phases)}, '
         f'"purpose": {enc(req.purpose)}, "source": {enc(req.source)}, '
         f'"breaks": {enc(req.breaks)}, "severity": {enc(req.severity)}, '
-        f'"probed": {_flag(probed)}, "checks": {_texts(checks)}, '
+        f'"probed": {_flag(probed)}, "checks": {memo.ids(checks)}, '
         f'"note": {enc(req.note)}, "wildcard": {_flag(req.is_wildcard)}, '
         f'"service_tag": {_text(req.service_tag)}, "fqdn_tag": {_text(req.fqdn_tag)}, '
         f'"private_endpoint": {_flag(req.private_endpoint)}, '
@@ -122,8 +146,7 @@ def plan_json(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
     """The plan as JSON text: top-level keys and each list item on a line of their own."""
     del options  # JSON ignores width and colour
     with gc_paused():
-        lists = _Lists()
-        graph_pred = plan.graph.pred
+        memo = _Encoder()
         checks = plan.checks
         check_lines = []
         covered: dict[str, list[str]] = {}
@@ -131,15 +154,15 @@ def plan_json(plan: Plan, options: Options = DEFAULT_OPTIONS) -> str:
             check = checks.get(node)
             if check is None:
                 continue
-            check_lines.append(_check_line(check, sorted(graph_pred[node]), lists))
+            check_lines.append(_check_line(check, plan.prerequisites(node), memo))
             for rid in check.requirement_ids:
                 covered.setdefault(rid, []).append(node)
         unprobed = {req.id for req in allowlist_only(plan)}
         requirement_lines = [
-            _requirement_line(req, covered.get(req.id, []), req.id not in unprobed, lists)
+            _requirement_line(req, covered.get(req.id, []), req.id not in unprobed, memo)
             for req in plan.requirements
         ]
-        timeline_lines = [_INDENT + _texts(step) for step in plan.timeline()]
+        timeline_lines = [_INDENT + memo.ids(step) for step in plan.timeline()]
         parts = [
             "{",
             f'  "schema": {_text(PLAN_SCHEMA)},',

@@ -58,7 +58,7 @@ def result_json(evaluation: Evaluation, plan: Plan, options: Options = DEFAULT_O
 
 def _finding(finding: Finding, plan: Plan) -> dict[str, Any]:
     check = finding.check
-    depends_on = plan.prerequisites(check.id) if check.id in plan.graph else []
+    depends_on = plan.prerequisites(check.id) if check.id in plan else []
     took = duration_ms(finding)
     return {
         "id": check.id,

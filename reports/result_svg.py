@@ -80,7 +80,7 @@ def _timed(findings: dict[str, Finding], plan: Plan, total_ms: float) -> Layout:
     ends: dict[str, float] = {}
     bars = []
     for node in plan.order():
-        ready = max((ends.get(p, 0.0) for p in plan.graph.predecessors(node)), default=0.0)
+        ready = max((ends.get(p, 0.0) for p in plan.prerequisites(node)), default=0.0)
         finding = findings.get(node)
         if finding is None:
             ends[node] = ready
@@ -112,9 +112,7 @@ def _by_generation(findings: dict[str, Finding], plan: Plan) -> Layout:
 
 def _unplanned(findings: dict[str, Finding], plan: Plan, start: float, end: float) -> list[Bar]:
     """Findings of checks the plan does not hold (drawn, so nothing silently disappears)."""
-    return [
-        Bar(f, f.check.phase, start, end) for node, f in findings.items() if node not in plan.graph
-    ]
+    return [Bar(f, f.check.phase, start, end) for node, f in findings.items() if node not in plan]
 
 
 def _rows(bars: list[Bar], gap: float) -> list[tuple[Bar, int]]:

@@ -11,13 +11,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rules.clouds import SUFFIX_KEYS, cloud_profile
+from rules.clouds import SUFFIX_KEYS, cloud_profile, read_package_yaml
 from rules.conditions import Condition, Context, compile_condition
 from rules.config import EnvironmentConfig
 from rules.errors import CatalogueError
@@ -134,8 +132,7 @@ def parse_catalogue(data: object, origin: str) -> Catalogue:
 def builtin_catalogue(name: str) -> Catalogue:
     if name not in BUILTIN_SETS:
         raise CatalogueError(f"unknown catalogue {name!r} (known: {', '.join(BUILTIN_SETS)})")
-    text = resources.files("rules").joinpath("catalogue", f"{name}.yaml").read_text("utf-8")
-    return parse_catalogue(yaml.safe_load(text), f"{name}.yaml")
+    return parse_catalogue(read_package_yaml(f"{name}.yaml"), f"{name}.yaml")
 
 
 def _variables(config: EnvironmentConfig) -> dict[str, str | None]:

@@ -35,14 +35,19 @@ class CloudProfile:
     regions: frozenset[str]
 
 
-def _read_package_yaml(name: str) -> Any:
+# libyaml's parser when PyYAML has it: the catalogue is read on every run.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def read_package_yaml(name: str) -> Any:
+    """One of the YAML data files shipped in `rules/catalogue/`, parsed."""
     text = resources.files("rules").joinpath("catalogue", name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
 @cache
 def cloud_profiles() -> dict[str, CloudProfile]:
-    data = _read_package_yaml("clouds.yaml")
+    data = read_package_yaml("clouds.yaml")
     profiles = {}
     for name, entry in data.items():
         missing = [k for k in (*SUFFIX_KEYS, "regions") if k not in entry]

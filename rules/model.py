@@ -119,9 +119,13 @@ class Requirement:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Check:
     """A node of the plan: one probe of one target, with a stable id.
+
+    Not frozen, but treated as immutable (`dataclasses.replace` makes a changed copy):
+    a frozen dataclass sets each field through `object.__setattr__`, which made building
+    the 30,000 checks of a large plan three times slower.
 
     Ids: `dns:<host>`, `tcp:<host>:<port>`, `tls:<host>:<port>`, `http:<host>:<port>`,
     `k8s:<what>`, `peer:<what>`, and `phase:<phase-id>` for the phase gates.

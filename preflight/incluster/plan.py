@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import networkx as nx
-
 from rules.model import Check, CheckKind, Phase
 from rules.plan import Plan, check_id, gate_id
 
@@ -40,16 +38,16 @@ def in_cluster_plan(plan: Plan) -> Plan:
         cid: replace(c, unprobeable_reason=None) if c.kind is CheckKind.PEER else c
         for cid, c in plan.checks.items()
     }
-    graph: nx.DiGraph[str] = plan.graph.copy()
+    nodes, edges = list(plan.nodes), list(plan.edges)
     if Phase.ROUTER_STARTUP in plan.phases and CLUSTER_DNS_CHECK not in checks:
         check = _cluster_dns_check()
         checks[check.id] = check
-        graph.add_node(check.id)
-        graph.add_edge(check.id, gate_id(Phase.ROUTER_STARTUP))
+        nodes.append(check.id)
+        edges.append((check.id, gate_id(Phase.ROUTER_STARTUP)))
         index = plan.phases.index(Phase.ROUTER_STARTUP)
         if index > 0:
-            graph.add_edge(gate_id(plan.phases[index - 1]), check.id)
-    return Plan(plan.requirements, checks, graph, plan.phases, plan.keep_going)
+            edges.append((gate_id(plan.phases[index - 1]), check.id))
+    return Plan(plan.requirements, checks, tuple(nodes), tuple(edges), plan.phases, plan.keep_going)
 
 
 def needs_peers(plan: Plan) -> bool:
