@@ -68,9 +68,11 @@ class CheckKind(StrEnum):
     PHASE = "phase"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Requirement:
     """One connectivity need of the deployment, rendered for a concrete config.
+
+    Not frozen, for the reason `Check` gives; treated as immutable all the same.
 
     `host` may be a wildcard (`*.data.mcr.microsoft.com`), a service tag or an FQDN tag;
     such requirements go into allowlists but cannot be probed directly. A host that holds

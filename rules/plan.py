@@ -299,13 +299,16 @@ class _Builder:
 
 def _check_for(req: Requirement, kind: CheckKind, port: int | None, reason: str | None) -> Check:
     """The check of one kind that tests `req` (DNS checks carry the private-endpoint facts)."""
-    expect = True if req.private_endpoint else (None if req.catalogue == "extra" else False)
-    is_dns = kind is CheckKind.DNS
     node_id = check_id(kind, req.host, port) if req.kind is None else f"{kind}:{req.host}"
+    if kind is CheckKind.DNS:
+        expect = True if req.private_endpoint else (None if req.catalogue == "extra" else False)
+        zone = req.private_link_zone
+    else:
+        expect = zone = None
     return Check(
         id=node_id,
         kind=kind,
-        phase=req.phase,
+        phase=req.phases[0],
         target=req.host,
         port=port,
         phases=req.phases,
@@ -313,8 +316,8 @@ def _check_for(req: Requirement, kind: CheckKind, port: int | None, reason: str 
         purpose=req.purpose,
         source=req.source,
         breaks=req.breaks,
-        expect_private=expect if is_dns else None,
-        private_link_zone=req.private_link_zone if is_dns else None,
+        expect_private=expect,
+        private_link_zone=zone,
         severity=req.severity,
         unprobeable_reason=reason,
     )
