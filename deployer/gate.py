@@ -8,7 +8,6 @@ config the gate cannot know which hosts to probe: it says it is skipped and why.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -104,6 +103,7 @@ def run_gate(gate: Gate, step: Step, say: Say) -> GateResult:
     if plan is None:
         say(NO_CONFIG.format(what=what))
         return GateResult(step, False, reason="no environment config")
+    from preflight import eventloop
     from preflight.runner import run_plan
     from rules.evaluate import evaluate
 
@@ -111,7 +111,7 @@ def run_gate(gate: Gate, step: Step, say: Say) -> GateResult:
     say(f"preflight gate for {what}: probing {len(plan.checks)} checks ({phases})")
     from preflight.options import ProbeOptions
 
-    result = asyncio.run(run_plan(plan, gate.options or ProbeOptions()))
+    result = eventloop.run(run_plan(plan, gate.options or ProbeOptions()))
     evaluation = evaluate(plan, result.observations, result.duration_s)
     if evaluation.verdict is Status.FAIL:
         failed = [f.check.id for f in evaluation.findings if f.status is Status.FAIL]

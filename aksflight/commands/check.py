@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 from pathlib import Path
@@ -152,10 +151,11 @@ def probe_options(args: argparse.Namespace, nameservers: list[str]) -> Any:
 
 def run_checks(plan: Any, options: Any, *, progress: bool) -> Evaluation:
     """Probe, then judge: the one path every command that checks goes through."""
+    from preflight import eventloop
     from preflight.progress import run_plan_with_progress
     from rules.evaluate import evaluate
 
-    result = asyncio.run(run_plan_with_progress(plan, options, enabled=progress))
+    result = eventloop.run(run_plan_with_progress(plan, options, enabled=progress))
     return evaluate(plan, result.observations, result.duration_s)
 
 

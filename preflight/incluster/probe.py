@@ -3,11 +3,11 @@ anywhere else, plus the pod-network checks, reported as one observation document
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from preflight import eventloop
 from preflight.context import ProbeContext
 from preflight.incluster.peer import (
     MODEL_PORT,
@@ -128,7 +128,7 @@ async def run_probe(
 def probe(
     plan: Plan, options: ProbeOptions, where: Where, peers: PeerSettings | None
 ) -> ProbeReport:
-    return asyncio.run(run_probe(plan, options, where, peers))
+    return eventloop.run(run_probe(plan, options, where, peers))
 
 
 def where_from_env(env: Mapping[str, str]) -> Where:
