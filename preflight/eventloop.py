@@ -18,6 +18,8 @@ try:
 except ImportError:  # pragma: no cover - uvloop has no wheel for this platform
     uvloop = None  # type: ignore[assignment]
 
+USES_UVLOOP = uvloop is not None
+
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)`, on uvloop when it is available."""
