@@ -68,6 +68,9 @@ class Exchange(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._drop = pool.drop_headers
         self.transport: asyncio.Transport | None = None
+        # Set once per connection: asking asyncio for the running loop costs a getpid()
+        # system call each time, and a request would ask twice.
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.reused = False
         self.status = 0
         self.headers: Headers = []
@@ -90,6 +93,7 @@ class Exchange(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
@@ -177,9 +181,7 @@ class Exchange(asyncio.Protocol):
         self._failed = True
         self._wake()
 
-    def _reset(
-        self, loop: asyncio.AbstractEventLoop, listener: ExchangeListener | None = None
-    ) -> None:
+    def _reset(self, listener: ExchangeListener | None = None) -> None:
         self.status = 0
         self.headers = []
         self.forward_lines = []
@@ -191,7 +193,11 @@ class Exchange(asyncio.Protocol):
         self._failed = False
         self._got_bytes = False
         self.listener = listener
-        self._head = None if listener is not None else loop.create_future()
+        if listener is not None:
+            self._head = None
+        else:
+            assert self.loop is not None  # connected: connection_made set it
+            self._head = self.loop.create_future()
 
     def write(self, data: bytes) -> None:
         if self.transport is None:
@@ -275,14 +281,12 @@ class _ReplicaConnections:
         self.closed = False
         self._idle: list[Exchange] = []
 
-    def take_idle(
-        self, loop: asyncio.AbstractEventLoop, listener: ExchangeListener | None = None
-    ) -> Exchange | None:
+    def take_idle(self, listener: ExchangeListener | None = None) -> Exchange | None:
         while self._idle:
             exchange = self._idle.pop()
             if exchange.transport is not None and not exchange.transport.is_closing():
                 exchange.reused = True
-                exchange._reset(loop, listener)
+                exchange._reset(listener)
                 return exchange
         return None
 
@@ -294,7 +298,7 @@ class _ReplicaConnections:
                 )
         except (OSError, TimeoutError) as exc:
             raise ReplicaFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
-        exchange._reset(loop)
+        exchange._reset()
         return exchange
 
     def put_back(self, exchange: Exchange) -> None:
@@ -341,7 +345,7 @@ class UpstreamPool:
         connections = self._replicas.get(base_url)
         if connections is None:
             return None
-        exchange = connections.take_idle(asyncio.get_running_loop(), listener)
+        exchange = connections.take_idle(listener)
         if exchange is None:
             return None
         exchange.write(
@@ -353,7 +357,7 @@ class UpstreamPool:
         """Send `head` (request line and headers, without Host) and the body; await the head."""
         connections = self._replicas.get(base_url) or self._connections(base_url)
         loop = asyncio.get_running_loop()
-        exchange = connections.take_idle(loop)
+        exchange = connections.take_idle()
         fresh = exchange is None
         if exchange is None:
             exchange = await connections.connect(loop)
