@@ -250,6 +250,7 @@ def _chain(req: Requirement) -> list[tuple[CheckKind, int | None]]:
 class _Builder:
     def __init__(self, selected: Collection[Phase]) -> None:
         self.selected = selected
+        self.every_phase = len(selected) == len(PHASE_ORDER)
         self.checks: dict[str, Check] = {}
         self.edges: dict[tuple[str, str], None] = {}  # an ordered set
 
@@ -273,9 +274,10 @@ class _Builder:
         return check.id
 
     def add_requirement(self, req: Requirement, api_tls: str | None) -> None:
-        phases = tuple(p for p in req.phases if p in self.selected)
-        if phases != req.phases:
-            req = replace(req, phases=phases)
+        if not self.every_phase:
+            phases = tuple(p for p in req.phases if p in self.selected)
+            if phases != req.phases:
+                req = replace(req, phases=phases)
         if req.kind is not None:
             reason = None
             if req.kind is CheckKind.PEER:
@@ -348,7 +350,10 @@ def build_plan(
     `keep_going`: checks do not wait on the phase before them (the gates still record
     which phase broke), so one run finds every missing rule and nothing serialises."""
     selected = tuple(p for p in PHASE_ORDER if phases is None or p in phases)
-    reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
+    if len(selected) == len(PHASE_ORDER):
+        reqs = tuple(requirements)
+    else:
+        reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
     builder = _Builder(selected)
     api = next((r for r in reqs if r.id == "azureml-aks/api-server"), None)
     api_tls = None
