@@ -33,41 +33,47 @@ def _bicep_string(value: str) -> str:
     return f"'{escaped}'"
 
 
-def _bicep_value(value: Any, indent: str) -> Iterator[str]:
-    """Lines of a Bicep literal; the first line has no indent (it follows `key: `)."""
-    inner = indent + "  "
+def _bicep_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _bicep_string(value)
+    raise UnsafeValueError("bicep", value, "unexpected value type")
+
+
+def _bicep_lines(out: list[str], head: str, value: Any, indent: str, keys: set[str]) -> None:
+    """Append the lines of a Bicep literal to `out`; `head` starts the first line.
+
+    Appending to one list instead of yielding up through every level of nesting; `keys`
+    holds the property names already checked.
+    """
     if isinstance(value, dict):
-        yield "{"
+        out.append(head + "{")
+        inner = indent + "  "
         description = value.get("description")
         for key, item in value.items():
-            if not _BICEP_KEY.match(key):
-                raise UnsafeValueError("bicep", key, "not a plain property name")
+            if key not in keys:
+                if not _BICEP_KEY.match(key):
+                    raise UnsafeValueError("bicep", key, "not a plain property name")
+                keys.add(key)
             if key == "name" and isinstance(description, str):
-                yield f"{inner}// {safety.text(description, 'description')}"
-            lines = list(_bicep_value(item, inner))
-            yield f"{inner}{key}: {lines[0]}"
-            yield from lines[1:]
-        yield f"{indent}}}"
+                out.append(f"{inner}// {safety.text(description, 'description')}")
+            _bicep_lines(out, f"{inner}{key}: ", item, inner, keys)
+        out.append(indent + "}")
     elif isinstance(value, list):
-        yield "["
+        out.append(head + "[")
+        inner = indent + "  "
         for item in value:
-            lines = list(_bicep_value(item, inner))
-            yield f"{inner}{lines[0]}"
-            yield from lines[1:]
-        yield f"{indent}]"
-    elif isinstance(value, bool):
-        yield "true" if value else "false"
-    elif isinstance(value, int):
-        yield str(value)
-    elif isinstance(value, str):
-        yield _bicep_string(value)
+            _bicep_lines(out, inner, item, inner, keys)
+        out.append(indent + "]")
     else:
-        raise UnsafeValueError("bicep", value, "unexpected value type")
+        out.append(head + _bicep_scalar(value))
 
 
 def render_bicep(group: dict[str, Any], title: str, warnings: list[str]) -> str:
     name = safety.name(str(group["name"]), "group name")
-    body = list(_bicep_value(group["properties"], "  "))
     lines = [
         *_header(title, warnings, "//"),
         "",
@@ -83,10 +89,9 @@ def render_bicep(group: dict[str, Any], title: str, warnings: list[str]) -> str:
         f"@{BICEP_API_VERSION}' = {{",
         "  parent: firewallPolicy",
         f"  name: {_bicep_string(name)}",
-        f"  properties: {body[0]}",
-        *body[1:],
-        "}",
     ]
+    _bicep_lines(lines, "  properties: ", group["properties"], "  ", set())
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
