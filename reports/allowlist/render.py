@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -21,12 +21,24 @@ class Rendered:
 
 def _json(document: object) -> str:
     """Indented JSON; orjson because the standard library's indenting encoder is pure Python."""
-    return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n"
+    return (
+        orjson.dumps(document, option=orjson.OPT_INDENT_2, default=_model_mapping).decode() + "\n"
+    )
+
+
+def _model_mapping(value: object) -> dict[str, object]:
+    """An azure-mgmt-network model (a mapping over its REST payload) as that payload.
+
+    Writing the model itself is what `as_dict()` returns, without building the copy first
+    (a third of the format's time for 10,000 rules); tests/allowlist compare the two."""
+    if isinstance(value, Mapping):
+        return dict(value.items())
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _azure_firewall(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:
     group, warnings = azure.firewall_group(allowlist, options)
-    return _json(group.as_dict()), warnings
+    return _json(group), warnings
 
 
 def _azure_iac(
@@ -42,7 +54,7 @@ def _azure_iac(
 
 def _nsg(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:
     group, warnings = azure.network_security_group(allowlist, options)
-    return _json(group.as_dict()), warnings
+    return _json(group), warnings
 
 
 def _csv(allowlist: Allowlist, options: RenderOptions) -> tuple[str, list[str]]:

@@ -13,11 +13,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from azure.mgmt.network import models as m
 
 from reports.allowlist import Allowlist, RenderOptions, build_allowlist
-from reports.allowlist.azure import firewall_group, rest_group, rule_models
+from reports.allowlist.azure import (
+    firewall_group,
+    network_security_group,
+    rest_group,
+    rule_models,
+)
+from reports.allowlist.render import render_allowlist
 from reports.audit import PolicyFormatError, load_policy
 from reports.audit import policy as policy_module
 from rules.catalogue import requirements_for
@@ -119,6 +126,18 @@ def test_the_firewall_group_is_the_model_the_sdk_builds_from_the_rest_mapping(
     group, _ = firewall_group(allowlist, RenderOptions())
     assert shape(group) == shape(m.FirewallPolicyRuleCollectionGroup(rest))
     assert json.dumps(group.as_dict()) == json.dumps(rest)
+
+
+@pytest.mark.parametrize("allowlist", _allowlists())
+@pytest.mark.parametrize("fmt", ["azure-firewall", "nsg"])
+def test_the_model_is_written_as_what_its_as_dict_returns(allowlist: Allowlist, fmt: str) -> None:
+    """The JSON formats write the SDK model itself (its mapping), not an `as_dict()` copy."""
+    if fmt == "nsg":
+        group, _ = network_security_group(allowlist, RenderOptions())
+    else:
+        group, _ = firewall_group(allowlist, RenderOptions())
+    written = render_allowlist(fmt, allowlist, RenderOptions()).text
+    assert written == orjson.dumps(group.as_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
 
 
 def test_no_two_rule_models_share_a_list() -> None:
