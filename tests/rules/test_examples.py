@@ -8,7 +8,9 @@ import networkx as nx
 import pytest
 import yaml
 
+from rules.catalogue import requirements_for
 from rules.model import PHASE_ORDER, Phase
+from rules.plan import Plan, build_plan
 from tests.conftest import EXAMPLES, example_config, example_plan
 
 EXPECTED = Path(__file__).parent / "expected"
@@ -38,6 +40,31 @@ def test_plan_is_a_dag_ordered_by_phase(name: str) -> None:
         ca, cb = plan.checks.get(a), plan.checks.get(b)
         if ca and cb:
             assert ca.phase.rank <= cb.phase.rank, (a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_plan_structure_is_what_networkx_computes(name: str, keep_going: bool) -> None:
+    """The plan's own adjacency, order and generations agree with networkx on its DAG."""
+    plan = build_plan(requirements_for(example_config(name)), keep_going=keep_going)
+    graph = plan.graph
+    assert plan.order() == list(nx.topological_sort(graph))
+    assert plan.timeline() == [sorted(g) for g in nx.topological_generations(graph)]
+    for node in graph:
+        assert node in plan
+        assert plan.prerequisites(node) == sorted(graph.predecessors(node))
+        assert plan.dependants(node) == sorted(graph.successors(node))
+        assert plan.in_degree(node) == graph.in_degree(node)
+    for check_id in plan.checks:
+        expected = sorted(n for n in nx.descendants(graph, check_id) if n in plan.checks)
+        assert plan.blocks(check_id) == expected
+    assert "phase:nowhere" not in plan
+
+
+def test_a_cycle_is_refused() -> None:
+    plan = example_plan(NAMES[0])
+    with pytest.raises(ValueError, match="cycle"):
+        Plan(plan.requirements, plan.checks, ("a", "b"), (("a", "b"), ("b", "a")), plan.phases)
 
 
 def _hosts(plan_checks: dict, phase: Phase | None = None) -> set[str]:
