@@ -3,7 +3,9 @@
 Prints, per step, the median wall time and the median CPU time of this process over several
 runs, and the wall time's ratio to a baseline measured in the same run (a JSON round trip of
 10,000 plain rule dicts), since the machine is shared and noisy. Targets: each format under
-1 s for 10,000 requirements; an audit of 5,000 rules against them under 1 s. The imports a
+1 s for 10,000 requirements (the allowlist built, then rendered: what one `aksflight
+allowlist -f FORMAT` does after start-up); an audit of 5,000 rules against them under 1 s.
+The imports a
 command pays once (the allowlist package, and the SDK models only azure-firewall, nsg and
 the audit need) are timed in a fresh interpreter.
 
@@ -169,9 +171,9 @@ def import_time(statement: str, runs: int, label: str) -> float:
     return statistics.median(walls)
 
 
-def report(name: str, seconds: float, baseline: float) -> None:
+def report(name: str, seconds: float, baseline: float, note: str | None = None) -> None:
     cpu = CPU.get(name, 0.0)
-    flag = "" if seconds < 1 else "  (over 1 s)"
+    flag = ("" if seconds < 1 else "  (over 1 s)") if note is None else f"  ({note})"
     ratio = seconds / baseline
     print(f"{name:>18}: {seconds * 1e3:8.1f} ms wall {cpu * 1e3:8.1f} ms cpu {ratio:6.1f}x{flag}")
 
@@ -223,8 +225,14 @@ def main() -> int:
         total += seconds
     for name, seconds in rows:
         report(name, seconds, baseline)
+    # What one `aksflight allowlist -f FORMAT` does after start-up: build, then render.
+    slowest, render_s = max(rows[1:], key=lambda row: row[1])
+    generation = rows[0][1] + render_s
+    CPU["slowest format, built"] = CPU["build_allowlist"] + CPU[slowest]
+    goal = "goal < 1 s per format: " + ("met" if generation < 1 else "NOT met")
+    report("slowest format, built", generation, baseline, f"{slowest}; {goal}")
     CPU["every format"] = sum(CPU[name] for name, _ in rows)
-    report("every format", total, baseline)
+    report("every format", total, baseline, "all in a row, for reference")
 
     document = policy_document()
     load = median_time(lambda: load_policy(document), runs, "load (SDK models)")
