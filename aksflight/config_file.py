@@ -12,11 +12,9 @@ from aksflight.errors import UsageError
 from rules.catalogue import Catalogue, parse_catalogue
 from rules.config import EnvironmentConfig, parse_config
 from rules.errors import RulesError
+from rules.yamlfiles import SAFE_LOADER
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
-
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _reject_aliases(data: Any) -> None:
@@ -61,7 +59,7 @@ def read_yaml(path: Path, what: str) -> Any:
         except ValueError:
             pass  # not JSON after all: the YAML parser says what is wrong
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = list(yaml.load_all(text, Loader=SAFE_LOADER))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -15,9 +15,9 @@ from typing import Any
 import yaml
 
 from deployer.errors import DeployConfigError
+from rules.yamlfiles import SAFE_LOADER
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _reject_aliases(data: Any, where: str) -> None:
@@ -48,7 +48,7 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     except OSError as exc:
         raise DeployConfigError(where, f"cannot read {what} ({exc.strerror})") from None
     try:
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = list(yaml.load_all(text, Loader=SAFE_LOADER))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""

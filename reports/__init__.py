@@ -59,11 +59,16 @@ R = TypeVar("R")
 
 
 class _Registry(Mapping[str, R], Generic[R]):
-    """Format name → renderer, importing a renderer's module only when it is asked for:
-    `plan -o json` over 30,000 checks should not pay for rich and the HTML templates."""
+    """Format name → renderer, importing a renderer's module only when the renderer is
+    fetched (membership and listing import nothing): `plan -o json` over 30,000 checks
+    should not pay for rich and the HTML templates. An error while importing a renderer
+    comes out as itself, never as an unknown format."""
 
     def __init__(self, paths: Mapping[str, str]) -> None:
         self._paths = dict(paths)  # name → "module:function"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._paths
 
     def __getitem__(self, name: str) -> R:
         module, _, function = self._paths[name].partition(":")

@@ -120,7 +120,6 @@ class _Flight:
     def start(self, exchange: Exchange) -> None:
         self.exchange = exchange
         timeout = self.service.config.scoring_timeout_ms / 1000
-        assert exchange.loop is not None  # a kept-alive connection has its loop
         self.timer = exchange.loop.call_later(timeout, self.expire)
 
     # -- the replica's answer ---------------------------------------------------------------

@@ -63,14 +63,14 @@ class Exchange(asyncio.Protocol):
     without the hop-by-hop ones, which is what the router writes to its client.
     """
 
-    def __init__(self, pool: _ReplicaConnections) -> None:
+    def __init__(self, pool: _ReplicaConnections, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
+        # The connection's loop, kept: on Python 3.11 every `asyncio.get_running_loop()`
+        # costs a getpid() system call (a fork check), and a request would ask twice.
+        self.loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self._drop = pool.drop_headers
         self.transport: asyncio.Transport | None = None
-        # Set once per connection: asking asyncio for the running loop costs a getpid()
-        # system call each time, and a request would ask twice.
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.reused = False
         self.status = 0
         self.headers: Headers = []
@@ -93,7 +93,6 @@ class Exchange(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
@@ -124,7 +123,7 @@ class Exchange(asyncio.Protocol):
             self._write_paused.set_exception(ConnectionResetError("replica closed the connection"))
 
     def pause_writing(self) -> None:
-        self._write_paused = asyncio.get_running_loop().create_future()
+        self._write_paused = self.loop.create_future()
 
     def resume_writing(self) -> None:
         if self._write_paused is not None and not self._write_paused.done():
@@ -193,11 +192,7 @@ class Exchange(asyncio.Protocol):
         self._failed = False
         self._got_bytes = False
         self.listener = listener
-        if listener is not None:
-            self._head = None
-        else:
-            assert self.loop is not None  # connected: connection_made set it
-            self._head = self.loop.create_future()
+        self._head = None if listener is not None else self.loop.create_future()
 
     def write(self, data: bytes) -> None:
         if self.transport is None:
@@ -226,7 +221,7 @@ class Exchange(asyncio.Protocol):
                 return b""
             if self._failed:
                 raise ConnectionResetError("replica closed the connection mid-response")
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self.loop.create_future()
             try:
                 await self._waiter
             finally:
@@ -290,11 +285,12 @@ class _ReplicaConnections:
                 return exchange
         return None
 
-    async def connect(self, loop: asyncio.AbstractEventLoop) -> Exchange:
+    async def connect(self) -> Exchange:
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 _, exchange = await loop.create_connection(
-                    lambda: Exchange(self), self.host, self.port
+                    lambda: Exchange(self, loop), self.host, self.port
                 )
         except (OSError, TimeoutError) as exc:
             raise ReplicaFailed(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
@@ -356,11 +352,10 @@ class UpstreamPool:
     async def exchange(self, base_url: str, head: bytes, body: bytes | BodySource) -> Exchange:
         """Send `head` (request line and headers, without Host) and the body; await the head."""
         connections = self._replicas.get(base_url) or self._connections(base_url)
-        loop = asyncio.get_running_loop()
         exchange = connections.take_idle()
         fresh = exchange is None
         if exchange is None:
-            exchange = await connections.connect(loop)
+            exchange = await connections.connect()
         while True:
             try:
                 if isinstance(body, bytes):
@@ -385,7 +380,7 @@ class UpstreamPool:
             except BaseException:
                 exchange.abort()
                 raise
-            exchange = await connections.connect(loop)
+            exchange = await connections.connect()
             fresh = True
 
     @staticmethod

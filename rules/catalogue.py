@@ -15,11 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rules.clouds import SUFFIX_KEYS, cloud_profile, read_package_yaml
+from rules.clouds import SUFFIX_KEYS, cloud_profile
 from rules.conditions import Condition, Context, compile_condition
 from rules.config import EnvironmentConfig
 from rules.errors import CatalogueError
 from rules.model import CheckKind, Phase, Protocol, Requirement
+from rules.yamlfiles import read_package_yaml
 
 BUILTIN_SETS = ("azureml-aks", "aks-base", "azureml-workspace")
 _VARIABLE = re.compile(r"\{([a-z_][a-z0-9_.]*)\}")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from typing import Any
-
-import yaml
 
 from rules.errors import CatalogueError
+from rules.yamlfiles import read_package_yaml
 
 SUFFIX_KEYS = (
     "aks_api",
@@ -33,16 +30,6 @@ class CloudProfile:
     name: str
     suffixes: dict[str, str | None]
     regions: frozenset[str]
-
-
-# libyaml's parser when PyYAML has it: the catalogue is read on every run.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def read_package_yaml(name: str) -> Any:
-    """One of the YAML data files shipped in `rules/catalogue/`, parsed."""
-    text = resources.files("rules").joinpath("catalogue", name).read_text(encoding="utf-8")
-    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 (a safe loader)
 
 
 @cache

@@ -61,7 +61,7 @@ def result_of(observation: Observation) -> NodeResult:
     return NodeResult(NodeState.FAILED, root=observation.check_id)
 
 
-@dataclass
+@dataclass(eq=False)
 class Plan:
     """Checks, their requirements, and the DAG that orders them.
 
@@ -69,7 +69,9 @@ class Plan:
     hot paths (ordering, rendering 30,000 checks, the runner) walk plain dicts, at a
     fraction of the cost of networkx's views and of its import. `graph` is the same DAG
     as a networkx `DiGraph`, built on first use, for analysis and for the tests that
-    check that the two agree."""
+    check that the two agree. Everything derived is computed once: a plan is not changed
+    after it is built (`in_cluster_plan` builds a new one). Repeated nodes and edges count
+    once, as in networkx; an edge to a node the plan does not hold is a `ValueError`."""
 
     requirements: tuple[Requirement, ...]
     checks: dict[str, Check]
@@ -82,11 +84,16 @@ class Plan:
     _generations: list[list[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.nodes = tuple(dict.fromkeys(self.nodes))
+        self.edges = tuple(dict.fromkeys(self.edges))
         pred: dict[str, list[str]] = {node: [] for node in self.nodes}
         succ: dict[str, list[str]] = {node: [] for node in self.nodes}
-        for before, after in self.edges:
-            succ[before].append(after)
-            pred[after].append(before)
+        try:
+            for before, after in self.edges:
+                succ[before].append(after)
+                pred[after].append(before)
+        except KeyError as exc:
+            raise ValueError(f"an edge names {exc.args[0]!r}, which is not a node") from None
         self._pred, self._succ = pred, succ
         self._generations = _generations(self.nodes, pred, succ)
 
@@ -114,7 +121,8 @@ class Plan:
 
     def order(self) -> list[str]:
         """Every node, prerequisites first: generation by generation, each in build order
-        (what networkx's `topological_sort` gives for the same graph)."""
+        (what networkx's `topological_sort` gives for a graph built with the same node and
+        edge order, which `graph` is)."""
         return [node for step in self._generations for node in step]
 
     def timeline(self) -> list[list[str]]:
@@ -248,9 +256,9 @@ def _chain(req: Requirement) -> list[tuple[CheckKind, int | None]]:
 
 
 class _Builder:
-    def __init__(self, selected: Collection[Phase]) -> None:
+    def __init__(self, selected: Collection[Phase], every_phase: bool) -> None:
         self.selected = selected
-        self.every_phase = len(selected) == len(PHASE_ORDER)
+        self.every_phase = every_phase
         self.checks: dict[str, Check] = {}
         self.edges: dict[tuple[str, str], None] = {}  # an ordered set
 
@@ -350,11 +358,12 @@ def build_plan(
     `keep_going`: checks do not wait on the phase before them (the gates still record
     which phase broke), so one run finds every missing rule and nothing serialises."""
     selected = tuple(p for p in PHASE_ORDER if phases is None or p in phases)
-    if len(selected) == len(PHASE_ORDER):
-        reqs = tuple(requirements)
+    every_phase = len(selected) == len(PHASE_ORDER)
+    if every_phase:
+        reqs = tuple(r for r in requirements if r.phases)
     else:
         reqs = tuple(r for r in requirements if any(p in selected for p in r.phases))
-    builder = _Builder(selected)
+    builder = _Builder(selected, every_phase)
     api = next((r for r in reqs if r.id == "azureml-aks/api-server"), None)
     api_tls = None
     if (

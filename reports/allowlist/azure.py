@@ -10,6 +10,7 @@ HTTP/HTTPS to a name goes into application rules; everything else into network r
 from __future__ import annotations
 
 from collections.abc import MutableMapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from reports.allowlist import safety
@@ -150,29 +151,30 @@ def rule_models(rules: list[Any]) -> list[Any]:
     collection's constructor to read as before (it keeps the models it is given). Tests check
     that the result equals, class, keys and order included, what the SDK builds itself.
     """
+    from azure.mgmt.network import models
+
     out = []
     for rule in rules:
-        model = _plain_rule(rule)
+        model = _plain_rule(rule, models)
         out.append(rule if model is None else model)
     return out
 
 
-def _plain_rule(rest: object) -> m.FirewallPolicyRule | None:
-    """The model of an application or network rule whose only nested models are its protocols.
+def _plain_rule(rest: object, sdk: ModuleType) -> m.FirewallPolicyRule | None:
+    """The model of an application or network rule whose only nested models are its protocols
+    (`sdk`: the SDK's models module, imported once by the caller).
 
     None for anything else: another rule type, headers to insert, protocols that are not a
     list of objects, or no mapping at all.
     """
-    from azure.mgmt.network import models as m
-
     if not isinstance(rest, dict):
         return None
     kind = rest.get("ruleType")
     model: m.FirewallPolicyRule
     if kind == "NetworkRule":
-        model = m.NetworkRule()
+        model = sdk.NetworkRule()
     elif kind == "ApplicationRule" and rest.get("httpHeadersToInsert") is None:
-        model = m.ApplicationRule()
+        model = sdk.ApplicationRule()
     else:
         return None
     values = {k: list(v) if isinstance(v, list) else v for k, v in rest.items()}
@@ -181,7 +183,7 @@ def _plain_rule(rest: object) -> m.FirewallPolicyRule | None:
         if not isinstance(protocols, list) or not all(isinstance(p, dict) for p in protocols):
             return None
         values["protocols"] = [
-            _filled(m.FirewallPolicyRuleApplicationProtocol(), p) for p in protocols
+            _filled(sdk.FirewallPolicyRuleApplicationProtocol(), p) for p in protocols
         ]
     return _filled(model, values)
 
@@ -196,20 +198,35 @@ def _filled(model: _Model, values: dict[str, Any]) -> _Model:
     return model
 
 
+def group_model(entry: dict[str, Any]) -> m.FirewallPolicyRuleCollectionGroup:
+    """A rule collection group's SDK model, the rules of its filter collections built by
+    `rule_models`: the same models as the group's constructor builds from `entry`, in a
+    fifth of the time for 5,000 rules. What is not a filter collection with a list of rules
+    is left to the constructor (our groups, and any policy document the audit reads)."""
+    from azure.mgmt.network import models as m
+
+    properties = entry.get("properties")
+    if not isinstance(properties, dict) or not isinstance(properties.get("ruleCollections"), list):
+        return m.FirewallPolicyRuleCollectionGroup(entry)
+    built = [
+        {**c, "rules": rule_models(c["rules"])}
+        if isinstance(c, dict)
+        and c.get("ruleCollectionType") == "FirewallPolicyFilterRuleCollection"
+        and isinstance(c.get("rules"), list)
+        else c
+        for c in properties["ruleCollections"]
+    ]
+    return m.FirewallPolicyRuleCollectionGroup(
+        {**entry, "properties": {**properties, "ruleCollections": built}}
+    )
+
+
 def firewall_group(
     allowlist: Allowlist, options: RenderOptions
 ) -> tuple[m.FirewallPolicyRuleCollectionGroup, list[str]]:
     """The rule collection group as the SDK model, loaded from `rest_group`'s mapping."""
-    from azure.mgmt.network import models as m
-
     rest, warnings = rest_group(allowlist, options)
-    properties = rest["properties"]
-    collections = [
-        {**collection, "rules": rule_models(collection["rules"])}
-        for collection in properties["ruleCollections"]
-    ]
-    group = {**rest, "properties": {**properties, "ruleCollections": collections}}
-    return m.FirewallPolicyRuleCollectionGroup(group), warnings
+    return group_model(rest), warnings
 
 
 def network_security_group(

@@ -20,7 +20,7 @@ from typing import Any
 
 from azure.mgmt.network import models as m
 
-from reports.allowlist.azure import rule_models
+from reports.allowlist.azure import group_model
 from reports.audit.errors import PolicyFormatError
 from reports.audit.matching import AddressSet, Range, parse_address, parse_ports
 
@@ -289,28 +289,6 @@ def _entries(document: object, where: str) -> Iterator[tuple[str, dict[str, Any]
         )
 
 
-def _group_model(entry: dict[str, Any]) -> m.FirewallPolicyRuleCollectionGroup:
-    """The group's SDK model, the rules of its filter collections built by `rule_models`.
-
-    The same models as the group's constructor builds from `entry`, in a fifth of the time
-    for 5,000 rules; what is not a filter collection with a list of rules is left to it.
-    """
-    properties = entry.get("properties")
-    if not isinstance(properties, dict) or not isinstance(properties.get("ruleCollections"), list):
-        return m.FirewallPolicyRuleCollectionGroup(entry)
-    built = [
-        {**c, "rules": rule_models(c["rules"])}
-        if isinstance(c, dict)
-        and c.get("ruleCollectionType") == "FirewallPolicyFilterRuleCollection"
-        and isinstance(c.get("rules"), list)
-        else c
-        for c in properties["ruleCollections"]
-    ]
-    return m.FirewallPolicyRuleCollectionGroup(
-        {**entry, "properties": {**properties, "ruleCollections": built}}
-    )
-
-
 def load_policy(document: object) -> Policy:
     """Every rule of the document, in evaluation order; raises `PolicyFormatError`."""
     rules: list[PolicyRule] = []
@@ -320,7 +298,7 @@ def load_policy(document: object) -> Policy:
     for index, (kind, entry, where) in enumerate(_entries(document, "$")):
         name = _display_name(entry.get("name"), f"{kind}{index}")
         if kind == "group":
-            model: Any = _group_model(entry)
+            model: Any = group_model(entry)
             produced = _group_rules(model, index, name, where)
         else:
             model = m.AzureFirewall(entry)

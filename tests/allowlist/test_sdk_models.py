@@ -172,5 +172,5 @@ def test_policy_loading_gives_what_the_sdk_group_constructor_gives(
     document: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loaded = _outcome(document)
-    monkeypatch.setattr(policy_module, "_group_model", m.FirewallPolicyRuleCollectionGroup)
+    monkeypatch.setattr(policy_module, "group_model", m.FirewallPolicyRuleCollectionGroup)
     assert loaded == _outcome(document)

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.aio import client as aio_client
 
+from preflight import eventloop
 from preflight.incluster import in_cluster_plan, parse_report
 from preflight.incluster.manifests import POOL_LABEL
 from preflight.incluster.probe import PeerSettings, Where, run_probe
@@ -76,7 +77,8 @@ async def _run_pods(kube: Any, listening: dict[str, str], expected: int) -> dict
 def test_pods_reach_each_other_on_both_ports(fakekube: Any) -> None:
     _pods(fakekube, {"probe-a": ("system", "127.0.0.2"), "probe-b": ("gpu", "127.0.0.3")})
 
-    reports = asyncio.run(_run_pods(fakekube, {"probe-a": "127.0.0.2", "probe-b": "127.0.0.3"}, 2))
+    pods = {"probe-a": "127.0.0.2", "probe-b": "127.0.0.3"}
+    reports = eventloop.run(_run_pods(fakekube, pods, 2))
 
     for report in reports.values():
         router = report.observations["peer:router"]
@@ -104,7 +106,8 @@ def test_a_pod_nothing_listens_on_is_named_with_its_pool(fakekube: Any) -> None:
         },
     )
 
-    reports = asyncio.run(_run_pods(fakekube, {"probe-a": "127.0.0.2", "probe-b": "127.0.0.3"}, 3))
+    pods = {"probe-a": "127.0.0.2", "probe-b": "127.0.0.3"}
+    reports = eventloop.run(_run_pods(fakekube, pods, 3))
 
     router = reports["probe-a"].observations["peer:router"]
     assert router.status is ProbeStatus.REFUSED
@@ -118,7 +121,7 @@ def test_peer_checks_are_forbidden_when_the_pods_may_not_list_pods(fakekube: Any
     fakekube.access.enforce = True
     fakekube.access.deny("list", "pods")
 
-    reports = asyncio.run(_run_pods(fakekube, {"probe-a": "127.0.0.2"}, 1))
+    reports = eventloop.run(_run_pods(fakekube, {"probe-a": "127.0.0.2"}, 1))
 
     router = reports["probe-a"].observations["peer:router"]
     assert router.status is ProbeStatus.FORBIDDEN

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TypeVar
 import pytest
 import trustme
 
+from preflight import eventloop
 from preflight.context import ProbeContext
 from preflight.options import ProbeOptions
 from rules.model import Check, CheckKind, Phase, Protocol, Requirement
@@ -21,10 +21,12 @@ T = TypeVar("T")
 
 
 def run(awaitable: Awaitable[T]) -> T:
+    """On the loop `aksflight check` uses (uvloop where installed)."""
+
     async def main() -> T:
         return await awaitable
 
-    return asyncio.run(main())
+    return eventloop.run(main())
 
 
 def check(kind: CheckKind, host: str, port: int | None = None) -> Check:

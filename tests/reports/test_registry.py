@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 import reports
@@ -10,6 +13,7 @@ from reports import (
     PLAN_FORMATS,
     ReportsError,
     UnknownFormatError,
+    _Registry,
     render_check,
     render_plan,
 )
@@ -46,3 +50,17 @@ def test_unknown_format_is_a_one_line_error_naming_the_known_ones(
 def test_every_public_name_exists() -> None:
     for name in reports.__all__:
         assert hasattr(reports, name), name
+
+
+def test_membership_imports_nothing_and_an_import_error_is_not_an_unknown_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken_renderer.py").write_text("import os\nos.environ['AKSFLIGHT_NO_SUCH']\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = _Registry({"broken": "broken_renderer:render"})
+    assert "broken" in registry
+    assert "nope" not in registry
+    assert list(registry) == ["broken"]
+    assert "broken_renderer" not in sys.modules
+    with pytest.raises(KeyError, match="AKSFLIGHT_NO_SUCH"):
+        registry["broken"]

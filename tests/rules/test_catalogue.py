@@ -10,6 +10,7 @@ import yaml
 from aksflight.catalogue_doc import render
 from rules.catalogue import BUILTIN_SETS, builtin_catalogue, parse_catalogue, requirements_for
 from rules.errors import CatalogueError
+from rules.yamlfiles import read_package_yaml
 from tests.conftest import REPO, example_config
 
 
@@ -74,3 +75,12 @@ def test_shipped_yaml_files_are_the_builtin_sets() -> None:
     assert names == set(BUILTIN_SETS)
     for path in folder.glob("*.yaml"):
         assert yaml.safe_load(Path(path).read_text())
+
+
+SHIPPED = REPO / "rules" / "catalogue"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED.glob("*.yaml")))
+def test_the_fast_loader_reads_each_shipped_file_as_safe_load_does(name: str) -> None:
+    text = (SHIPPED / name).read_text(encoding="utf-8")
+    assert read_package_yaml(name) == yaml.safe_load(text)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rules.catalogue import requirements_for
-from rules.model import PHASE_ORDER, Phase
+from rules.model import PHASE_ORDER, Phase, Protocol, Requirement
 from rules.plan import Plan, build_plan
 from tests.conftest import EXAMPLES, example_config, example_plan
 
@@ -65,6 +65,33 @@ def test_a_cycle_is_refused() -> None:
     plan = example_plan(NAMES[0])
     with pytest.raises(ValueError, match="cycle"):
         Plan(plan.requirements, plan.checks, ("a", "b"), (("a", "b"), ("b", "a")), plan.phases)
+
+
+def test_repeated_nodes_and_edges_count_once_and_an_unknown_node_is_refused() -> None:
+    plan = example_plan(NAMES[0])
+    nodes, edges = ("a", "b", "a"), (("a", "b"), ("a", "b"))
+    twice = Plan(plan.requirements, plan.checks, nodes, edges, plan.phases)
+    assert twice.nodes == ("a", "b") and twice.edges == (("a", "b"),)
+    assert twice.prerequisites("b") == ["a"] and twice.in_degree("b") == 1
+    assert twice.order() == ["a", "b"]
+    with pytest.raises(ValueError, match="'c', which is not a node"):
+        Plan(plan.requirements, plan.checks, ("a",), (("a", "c"),), plan.phases)
+
+
+@pytest.mark.parametrize("phases", [None, [Phase.SERVING]])
+def test_a_requirement_without_phases_makes_no_checks(phases: list[Phase] | None) -> None:
+    orphan = Requirement(
+        id="x/none",
+        catalogue="extra",
+        host="orphan.example.com",
+        port=443,
+        protocol=Protocol.HTTPS,
+        phases=(),
+        purpose="p",
+        source="s",
+    )
+    plan = build_plan([orphan], phases)
+    assert plan.checks == {} and plan.requirements == ()
 
 
 def _hosts(plan_checks: dict, phase: Phase | None = None) -> set[str]:
