@@ -56,6 +56,8 @@ def read_yaml(path: Path, what: str) -> Any:
         # and JSON has no aliases to refuse.
         try:
             return json.loads(text)
+        except RecursionError:
+            raise UsageError(f"{path}: {what} is nested too deeply") from None
         except ValueError:
             pass  # not JSON after all: the YAML parser says what is wrong
     try:

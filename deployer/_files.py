@@ -89,5 +89,5 @@ def read_json(path: Path) -> Any:
     cannot leave one, but a hand edit can)."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None

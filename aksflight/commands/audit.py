@@ -85,6 +85,8 @@ def _read_policy_file(path: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path}: not valid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise UsageError(f"{path}: the policy is nested too deeply") from None
 
 
 def fetch_live_policy(

@@ -207,3 +207,13 @@ def test_cli_without_node_subnets_is_exit_2(
     policy = str(FIXTURES / "allow-everything.json")
     assert main(["audit", "-c", str(config), "--policy", policy]) == 2
     assert "no source CIDRs" in capsys.readouterr().err
+
+
+def test_a_policy_nested_too_deeply_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "deep.json"
+    policy.write_text('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert main(["audit", "-c", str(CONFIG), "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert "nested too deeply" in err and err.count("\n") == 1

@@ -201,3 +201,15 @@ def test_bad_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_a_config_nested_too_deeply_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    path = tmp_path / f"deep.{suffix}"
+    nested = "[" * 100_000 + "]" * 100_000
+    path.write_text('{"a": ' + nested + "}" if suffix == "json" else f"a: {nested}\n")
+    assert main(["plan", "-c", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("nested too deeply" in err or "nesting depth" in err)
