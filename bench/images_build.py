@@ -34,7 +34,7 @@ from deployer.images import (
     RegistryTransport,
     ensure_image,
 )
-from deployer.images.build import pip_platforms
+from deployer.images.build import pip_download_command
 from deployer.images.spec import DEFAULT_MODEL_SERVER
 from tests.images.registries import make_base_image, push_base, start_registry
 
@@ -42,23 +42,8 @@ REALISTIC = ("scikit-learn>=1.4", "joblib", "numpy")
 
 
 def fetch_wheels(folder: Path, requirements: tuple[str, ...]) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--dest",
-        str(folder),
-        "--only-binary=:all:",
-        "--python-version",
-        "3.11",
-        "--implementation",
-        "cp",
-    ]
-    for tag in pip_platforms("linux/amd64", "2.28"):
-        command += ["--platform", tag]
-    subprocess.run([*command, *requirements], check=True, capture_output=True)
+    command = pip_download_command(folder, requirements)
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def timed(action: Callable[[], EnsureResult]) -> tuple[float, EnsureResult]:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from deployer.errors import DeployConfigError
 
@@ -36,18 +34,10 @@ class SigningKey:
 
 
 def new_signing_key() -> SigningKey:
-    private = ec.generate_private_key(ec.SECP256R1())
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    public_pem = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return SigningKey(private_pem, public_pem)
+    """A new ES256 key pair, made by the router's own generator (the router verifies it)."""
+    from router.auth import generate_signing_key
+
+    return SigningKey(*generate_signing_key())
 
 
 def issue_token(

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -22,6 +21,7 @@ import aiohttp
 from router.config import RouterConfig
 from router.errors import ScalerError
 from router.kube import ClusterApi
+from router.processes import stop_process_group
 
 if TYPE_CHECKING:
     from router.app import Service
@@ -153,14 +153,14 @@ class LocalProcessScaler:
                         if answer.status == 200:
                             return
                 await asyncio.sleep(0.05)
-        _terminate(process, 1.0)
+        stop_process_group(process, 1.0)
         raise ScalerError(f"replica at {url} not ready after {timeout} s")
 
     async def _retire(self, service: Service, victim: _Process) -> None:
         replica = next((r for r in service.pool.replicas if r.url == victim.url), None)
         while replica is not None and replica.in_flight > 0:
             await asyncio.sleep(0.05)
-        await asyncio.to_thread(_terminate, victim.process, self._stop_timeout)
+        await asyncio.to_thread(stop_process_group, victim.process, self._stop_timeout)
         log.info("stopped replica %s of %s", victim.url, service.config.name)
 
     async def close(self) -> None:
@@ -168,22 +168,8 @@ class LocalProcessScaler:
             task.cancel()
         for processes in self._processes.values():
             for entry in processes:
-                await asyncio.to_thread(_terminate, entry.process, self._stop_timeout)
+                await asyncio.to_thread(stop_process_group, entry.process, self._stop_timeout)
         self._processes.clear()
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM the process group, SIGKILL it if it is still there after `timeout`."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def build_scaler(config: RouterConfig, api: ClusterApi | None) -> Scaler | None:

@@ -70,6 +70,14 @@ def pip_platforms(platform: str, glibc: str) -> list[str]:
     return tags
 
 
+def _binary_flags(platform: str, glibc: str, python_version: str) -> list[str]:
+    """pip flags that pick wheels for the image's platform and Python, never the host's."""
+    flags = ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
+    for tag in pip_platforms(platform, glibc):
+        flags += ["--platform", tag]
+    return flags
+
+
 def pip_command(
     resolved: ResolvedEnvironment, target: Path, pip_args: Sequence[str], python: str
 ) -> list[str]:
@@ -82,20 +90,38 @@ def pip_command(
         "--target",
         str(target),
         "--no-compile",
-        "--only-binary=:all:",
-        "--implementation",
-        "cp",
-        "--python-version",
-        resolved.python,
+        *_binary_flags(env.platform, env.glibc, resolved.python),
         "--no-warn-script-location",
         "--no-warn-conflicts",
         "--disable-pip-version-check",
         "--no-input",
         "--quiet",
     ]
-    for tag in pip_platforms(env.platform, env.glibc):
-        command += ["--platform", tag]
     return [*command, *pip_args, *env.install_requirements]
+
+
+def pip_download_command(
+    folder: Path,
+    requirements: Sequence[str],
+    *,
+    platform: str = "linux/amd64",
+    glibc: str = "2.28",
+    python_version: str = "3.11",
+    python: str = sys.executable,
+) -> list[str]:
+    """pip fetching the wheels for an image's platform into `folder`, so builds can then
+    run offline with `--no-index --find-links folder`."""
+    return [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--dest",
+        str(folder),
+        *_binary_flags(platform, glibc, python_version),
+        *requirements,
+    ]
 
 
 def install_requirements(

@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from deployer._files import write_json_atomic
-from deployer.local.layout import START_MARKER, Layout, stop_group, sweep_replicas
+from deployer.local.layout import START_MARKER, Layout, sweep_replicas
+from router.processes import stop_process_group
 
 MAX_BACKOFF = 30.0
 
@@ -69,7 +70,7 @@ class Supervisor:
 
     def _stop_router(self) -> None:
         if self.router is not None:
-            stop_group(self.router, 10.0)
+            stop_process_group(self.router, 10.0)
             self.router = None
         sweep_replicas(self.layout)
 

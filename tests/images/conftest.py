@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from deployer.images import Credential, Credentials, RegistryTransport, RetryPolicy
-from deployer.images.build import pip_platforms
+from deployer.images.build import pip_download_command
 from tests.images.registries import (
     REGISTRY_BINARY,
     BaseImageBlobs,
@@ -76,24 +75,11 @@ def base(registry: RegistryProcess) -> Base:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Wheels for the test requirements, fetched once; builds then use `--no-index`."""
     folder = tmp_path_factory.mktemp("wheels")
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--dest",
-        str(folder),
-        "--only-binary=:all:",
-        "--python-version",
-        "3.11",
-        "--implementation",
-        "cp",
-    ]
-    for tag in pip_platforms("linux/amd64", "2.28"):
-        command += ["--platform", tag]
     done = subprocess.run(
-        [*command, *WHEEL_REQUIREMENTS], capture_output=True, text=True, check=False
+        pip_download_command(folder, WHEEL_REQUIREMENTS),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         pytest.skip(f"no wheels for {WHEEL_REQUIREMENTS}: {done.stderr.strip()[-200:]}")
