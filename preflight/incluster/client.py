@@ -7,14 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from preflight._net import describe
 from preflight.incluster.errors import InClusterError
-from preflight.kube import _kubeconfig_path
+from preflight.kube import KUBECONFIG_FILE_ERRORS, _kubeconfig_path
 from preflight.options import ProbeOptions
+
+_LOADER_ERRORS: tuple[type[Exception], ...] = (k8s_config.ConfigException, *KUBECONFIG_FILE_ERRORS)
 
 
 def api_client(kubeconfig: str | Path | None = None, context: str | None = None) -> Any:
@@ -34,14 +35,7 @@ def api_client(kubeconfig: str | Path | None = None, context: str | None = None)
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
-    except (
-        k8s_config.ConfigException,
-        yaml.YAMLError,
-        OSError,
-        KeyError,
-        ValueError,
-        TypeError,
-    ) as exc:
+    except _LOADER_ERRORS as exc:
         where = path or "the in-cluster service account"
         raise InClusterError(f"kubeconfig: {where}: {describe(exc)}") from exc
     configuration.retries = None
