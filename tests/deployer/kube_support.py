@@ -47,6 +47,23 @@ def model_file(root: Path, content: bytes = b"\x80\x04weights") -> Path:
     return path
 
 
+def deploy_argv(root: Path, *extra: str) -> list[str]:
+    """`aksflight deploy iris ... --target kubernetes` with the model and source under `root`."""
+    return [
+        "deploy",
+        "iris",
+        "--model",
+        str(model_file(root)),
+        "--entry-script",
+        "score.py",
+        "--source-directory",
+        str(source_dir(root)),
+        "--target",
+        "kubernetes",
+        *extra,
+    ]
+
+
 def request(root: Path, name: str = "iris", *, image: str = IMAGE, **config: Any) -> DeployRequest:
     return DeployRequest(
         name,

@@ -14,25 +14,11 @@ import yaml
 from fakekube import FakeKube
 
 from aksflight.cli import main
-from tests.deployer.kube_support import IMAGE, model_file, source_dir
+from tests.deployer.kube_support import IMAGE, deploy_argv
 
 
 def _deploy_args(tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "deploy",
-        "iris",
-        "--model",
-        str(model_file(tmp_path)),
-        "--entry-script",
-        "score.py",
-        "--source-directory",
-        str(source_dir(tmp_path)),
-        "--image",
-        IMAGE,
-        "--target",
-        "kubernetes",
-        *extra,
-    ]
+    return deploy_argv(tmp_path, "--image", IMAGE, *extra)
 
 
 def test_dry_run_prints_every_manifest_without_a_cluster(tmp_path: Path) -> None:

@@ -9,23 +9,7 @@ import pytest
 import yaml
 
 from aksflight.cli import main
-from tests.deployer.kube_support import model_file, source_dir
-
-
-def _deploy(tmp_path, *extra: str) -> list[str]:
-    return [
-        "deploy",
-        "iris",
-        "--model",
-        str(model_file(tmp_path)),
-        "--entry-script",
-        "score.py",
-        "--source-directory",
-        str(source_dir(tmp_path)),
-        "--target",
-        "kubernetes",
-        *extra,
-    ]
+from tests.deployer.kube_support import deploy_argv
 
 
 def test_the_model_deployment_runs_the_environment_image(
@@ -53,7 +37,7 @@ def test_the_model_deployment_runs_the_environment_image(
     built = json.loads(capsys.readouterr().out)["image"]
 
     code = main(
-        _deploy(
+        deploy_argv(
             tmp_path,
             "--environment",
             str(env_file),
@@ -85,7 +69,7 @@ def test_the_model_deployment_runs_the_environment_image(
     ],
 )
 def test_bad_environment_flags_are_exit_2(env_file, tmp_path, capsys, extra, message):
-    argv = _deploy(tmp_path, "--environment", str(env_file), "--dry-run", *extra)
+    argv = deploy_argv(tmp_path, "--environment", str(env_file), "--dry-run", *extra)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
