@@ -9,9 +9,9 @@ synchronously: one short pass over a few lists, not a probe that races others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
@@ -34,6 +34,8 @@ _GIB = Decimal(1024**3)
 # The API group of each resource a permission in rules.cluster names.
 _GROUPS = {"deployments": "apps", "endpointslices": "discovery.k8s.io"}
 _FINISHED = ("Succeeded", "Failed")
+
+T = TypeVar("T")
 
 
 class ClusterStateError(PreflightError):
@@ -157,6 +159,19 @@ def may(api: Any, permission: str, namespace: str) -> bool:
     return bool(answer.status and answer.status.allowed)
 
 
+def _unless_forbidden(what: str, fetch: Callable[[], tuple[T, ...]]) -> tuple[T, ...]:
+    """`fetch()`, or nothing when the credentials may not list `what` (403): those rules then
+    have nothing to judge. Any other failure is a ClusterStateError naming `what`."""
+    try:
+        return fetch()
+    except ApiException as exc:
+        if exc.status != 403:
+            raise ClusterStateError(f"cannot list {what}: {_why(exc)}") from exc
+        return ()
+    except (HTTPError, OSError) as exc:
+        raise ClusterStateError(f"cannot list {what}: {_why(exc)}") from exc
+
+
 def collect_snapshot(
     api: Any,
     *,
@@ -175,22 +190,8 @@ def collect_snapshot(
         nodes = _nodes(core, pods)
     except (ApiException, HTTPError, OSError) as exc:
         raise ClusterStateError(f"cannot list nodes and pods: {_why(exc)}") from exc
-    try:
-        hpas = _hpas(api)
-    except ApiException as exc:
-        if exc.status != 403:
-            raise ClusterStateError(f"cannot list HorizontalPodAutoscalers: {_why(exc)}") from exc
-        hpas = ()
-    except (HTTPError, OSError) as exc:
-        raise ClusterStateError(f"cannot list HorizontalPodAutoscalers: {_why(exc)}") from exc
-    try:
-        deployed = _deployed_models(api)
-    except ApiException as exc:
-        if exc.status != 403:
-            raise ClusterStateError(f"cannot list model Deployments: {_why(exc)}") from exc
-        deployed = ()
-    except (HTTPError, OSError) as exc:
-        raise ClusterStateError(f"cannot list model Deployments: {_why(exc)}") from exc
+    hpas = _unless_forbidden("HorizontalPodAutoscalers", lambda: _hpas(api))
+    deployed = _unless_forbidden("model Deployments", lambda: _deployed_models(api))
     allowed: dict[str, bool] = {}
     if permissions:
         wanted = [(p, router_namespace) for p in ROUTER_PERMISSIONS] + [
