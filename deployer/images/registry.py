@@ -134,16 +134,18 @@ class Registry:
 
     # --- manifests -------------------------------------------------------------------------
 
-    def head_manifest(self, ref: ImageReference) -> str | None:
-        """The digest `ref` points to, or None when there is no such manifest."""
-        path = f"/v2/{ref.repository}/manifests/{ref.manifest_key}"
-        response = self.transport.request(
-            "HEAD",
+    def _manifest_request(self, method: str, ref: ImageReference) -> httpx.Response:
+        return self.transport.request(
+            method,
             ref.host,
-            path,
+            f"/v2/{ref.repository}/manifests/{ref.manifest_key}",
             scopes=[scope_for(ref.repository, "pull")],
             headers={"Accept": ACCEPT},
         )
+
+    def head_manifest(self, ref: ImageReference) -> str | None:
+        """The digest `ref` points to, or None when there is no such manifest."""
+        response = self._manifest_request("HEAD", ref)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -154,14 +156,7 @@ class Registry:
         return self.get_manifest(ref).digest
 
     def get_manifest(self, ref: ImageReference) -> Manifest:
-        path = f"/v2/{ref.repository}/manifests/{ref.manifest_key}"
-        response = self.transport.request(
-            "GET",
-            ref.host,
-            path,
-            scopes=[scope_for(ref.repository, "pull")],
-            headers={"Accept": ACCEPT},
-        )
+        response = self._manifest_request("GET", ref)
         if response.status_code == 404:
             raise ImageNotFound(f"{ref}: no such image", status=404, code=_code(response))
         if response.status_code != 200:
