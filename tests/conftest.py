@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,17 @@ from rules.plan import Plan, build_plan
 pytest_plugins = ["fakekube.pytest_plugin"]
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def modelserver_venv() -> Path:
+    """The model server's own virtual environment (make test builds it), or a skip."""
+    configured = os.environ.get("AKSFLIGHT_MODELSERVER_VENV")
+    venv = Path(configured) if configured else REPO / ".venv-modelserver"
+    if not (venv / "bin" / "azmlinfsrv").exists():
+        pytest.skip(f"no model server virtual environment at {venv}")
+    return venv
+
+
 EXAMPLES = REPO / "aksflight" / "examples"
 
 

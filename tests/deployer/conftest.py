@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from fakekube.pytest_plugin import fakekube, pytest_configure  # noqa: F401
 
-from tests.deployer.local_support import make_target, modelserver_venv, train_example
+from tests.conftest import modelserver_venv
+from tests.deployer.local_support import make_target, train_example
 
 
 @pytest.fixture(autouse=True)

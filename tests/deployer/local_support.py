@@ -3,11 +3,8 @@ model, and targets whose state lives in a temporary directory."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from deployer.config import deploy_configuration
 from deployer.inference import Environment, InferenceConfig, Model, read_requirements
@@ -19,14 +16,6 @@ from deployer.request import DeployRequest
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "aksflight" / "examples" / "sklearn"
 SAMPLE = {"data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}
-
-
-def modelserver_venv() -> Path:
-    configured = os.environ.get("AKSFLIGHT_MODELSERVER_VENV")
-    venv = Path(configured) if configured else REPO / ".venv-modelserver"
-    if not (venv / "bin" / "azmlinfsrv").exists():
-        pytest.skip(f"no model server virtual environment at {venv}")
-    return venv
 
 
 def train_example(venv: Path, output: Path) -> Path:

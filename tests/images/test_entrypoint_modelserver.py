@@ -19,6 +19,7 @@ import pytest
 
 from deployer.images import ImageEnvironment, ImageReference, RegistryLocation, ensure_image
 from deployer.images.startup import ENTRYPOINT
+from tests.conftest import modelserver_venv
 from tests.images.registries import free_port, unpack_layers
 from tests.images.test_ensure import fetch
 
@@ -37,16 +38,8 @@ def run(raw_data):
 """
 
 
-def _modelserver_venv() -> Path:
-    configured = os.environ.get("AKSFLIGHT_MODELSERVER_VENV")
-    venv = Path(configured) if configured else REPO / ".venv-modelserver"
-    if not (venv / "bin" / "azmlinfsrv").exists():
-        pytest.skip(f"no model server virtual environment at {venv}")
-    return venv
-
-
 def test_the_entrypoint_serves_the_entry_script(registry, base, pip_args, make_transport, tmp_path):
-    venv = _modelserver_venv()
+    venv = modelserver_venv()
     env = ImageEnvironment(
         ImageReference.parse(base.reference), ("six==1.17.0",), model_server="bundled"
     )

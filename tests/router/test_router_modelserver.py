@@ -23,6 +23,7 @@ import pytest
 
 from router.auth import TokenIssuer, generate_signing_key
 from router.server import start_process, wait_until_ready
+from tests.conftest import modelserver_venv
 from tests.router.router_support import free_port
 
 pytestmark = [pytest.mark.modelserver, pytest.mark.slow]
@@ -53,14 +54,6 @@ def run(raw_data):
 """
 
 
-def _modelserver_venv() -> Path:
-    configured = os.environ.get("AKSFLIGHT_MODELSERVER_VENV")
-    venv = Path(configured) if configured else REPO / ".venv-modelserver"
-    if not (venv / "bin" / "azmlinfsrv").exists():
-        pytest.skip(f"no model server virtual environment at {venv}")
-    return venv
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -80,7 +73,7 @@ def _rss_kib(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    venv = _modelserver_venv()
+    venv = modelserver_venv()
     import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
