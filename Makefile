@@ -4,16 +4,28 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MSVENV := .venv-modelserver
 STAMP  := $(VENV)/.installed
+# The router's data plane, compiled with mypyc by setup.py (router/native.py lists it).
+NATIVE_SRC := $(shell $(PYTHON) -c 'import runpy; print(*(m.replace(".", "/") + ".py" for m in runpy.run_path("router/native.py")["COMPILED_MODULES"]))')
+NATIVE := router/native-build.json
 
-.PHONY: demo test lint typecheck contracts unit venv modelserver system-deps clean bench
+.PHONY: demo test lint typecheck contracts unit venv native modelserver system-deps clean bench
 
-$(STAMP): pyproject.toml
+# Dependencies first, as plain Python; the next rule compiles the router's data plane.
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	AKSFLIGHT_ROUTER_PURE=1 $(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# Compiled again when one of its sources changed; until then the router runs them as plain
+# Python (router/native.py).
+$(NATIVE): $(STAMP) $(NATIVE_SRC) router/native.py
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(NATIVE)
+
+native: $(NATIVE)
+
+venv: $(STAMP) $(NATIVE)
 
 $(MSVENV)/.installed: requirements-modelserver.txt
 	$(PYTHON) -m venv $(MSVENV)
@@ -50,3 +62,4 @@ bench: venv system-deps
 
 clean:
 	rm -rf $(VENV) $(MSVENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -f router/*.so router_native__mypyc*.so $(NATIVE)

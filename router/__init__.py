@@ -5,6 +5,11 @@ requests per replica, retries dead replicas, discovers replicas and peers, and a
 It imports none of the project's other packages: it runs on its own inside a pod.
 """
 
+# ruff: noqa: E402 - the build is chosen before the first compiled module is imported
+from router.native import select_build
+
+select_build()  # compiled data plane or its sources: see router.native
+
 from router.auth import TokenIssuer, generate_signing_key
 from router.config import RouterConfig, ServiceConfig, dump_config, load_config, parse_config
 from router.errors import (

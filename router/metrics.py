@@ -21,6 +21,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from router.figures import RouterFigures
+from router.native import select_build
 from router.pool import ReplicaPool
 
 if TYPE_CHECKING:
@@ -107,7 +108,14 @@ class _RequestStats(Collector):
             "Scoring requests answered from protocol callbacks, without a coroutine",
         )
         fast.add_metric([], self.fast_path)
-        yield from (requests, latency, fast)
+        build = select_build()
+        info = GaugeMetricFamily(
+            "router_data_plane_compiled",
+            "1 when the request path runs compiled with mypyc, 0 for plain Python (why: label)",
+            labels=["reason"],
+        )
+        info.add_metric([build.reason], 1 if build.compiled else 0)
+        yield from (requests, latency, fast, info)
 
 
 def _bound(value: float) -> str:

@@ -32,6 +32,7 @@ from router.errors import ConfigError, RouterError
 from router.figures import FigureSampler
 from router.kube import ClusterApi
 from router.metrics import ScalingCollector
+from router.native import select_build
 from router.peers import PeerSet, build_peer_source
 from router.scalers import build_scaler
 from router.selfscale_kube import build_self_scaler
@@ -135,7 +136,8 @@ class RouterServer:
         if discovery is not None:
             await discovery.synced()
         self.router.ready = True
-        log.info("router listening on %s", self.base_url)
+        build = select_build()
+        log.info("router listening on %s; data plane: %s", self.base_url, build.reason)
 
     async def _prepare_replicas(self) -> None:
         if self._scaler is None:
