@@ -11,8 +11,12 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
+# A C compiler for the router's data plane, compiled with mypyc (setup.py); this stage only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY aksflight ./aksflight
 COPY rules ./rules
 COPY preflight ./preflight

@@ -52,8 +52,13 @@ typecheck: venv
 contracts: venv
 	$(BIN)/lint-imports
 
+# The data plane's own tests once more on its plain-Python build (router/native.py).
+PURE_TESTS := tests/router/test_router_fastpath.py tests/router/test_router_proxy.py \
+              tests/router/test_router_http11.py tests/router/test_router_units.py
+
 unit: venv system-deps modelserver
 	AKSFLIGHT_MODELSERVER_VENV=$(abspath $(MSVENV)) $(BIN)/pytest -q
+	AKSFLIGHT_ROUTER_PURE=1 $(BIN)/pytest -q $(PURE_TESTS)
 
 test: lint typecheck contracts unit
 
