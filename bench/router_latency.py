@@ -2,9 +2,11 @@
 
 Starts, on loopback only: a fast backend (nginx `return 200`), nginx as a reverse proxy in
 front of it (one worker, keepalive upstream), and the router (`python -m router`, one
-process, no auth, access log off unless --access-log). Load comes from wrk. Rounds alternate
-between the targets so machine noise hits them alike; the script prints medians per target
-and the ratios the goals are stated in:
+process, no auth, access log off unless --access-log). Where the router's data plane is
+compiled (router/native.py), a second router runs it as plain Python (AKSFLIGHT_ROUTER_PURE=1)
+for the comparison. Load comes from wrk. Rounds alternate between the targets so machine
+noise hits them alike; the script prints medians per target and the ratios the goals are
+stated in:
 
     router throughput >= 0.5 x nginx, added p50 <= 1 ms, added p99 <= 5 ms
 
@@ -29,6 +31,8 @@ import urllib.request
 from pathlib import Path
 
 BODY = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
+REPO = Path(__file__).resolve().parents[1]
+PURE_ENV = "AKSFLIGHT_ROUTER_PURE"  # router/native.py
 PATH = "/api/v1/service/bench/score"
 
 
@@ -143,6 +147,7 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="router-bench-"))
     backend_port, proxy_port, router_port = free_port(), free_port(), free_port()
+    compiled = compiled_router(args.python)
     script = root / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
@@ -176,41 +181,29 @@ def main() -> int:
             }
         ],
     }
-    (root / "router.json").write_text(json.dumps(config))
-    processes.append(
-        subprocess.Popen(
-            [
-                args.python,
-                "-m",
-                "router",
-                "--config",
-                str(root / "router.json"),
-                "--log-level",
-                "WARNING",
-            ],
-            start_new_session=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-    )
     targets = {
         "backend": f"http://127.0.0.1:{backend_port}/score",
         "nginx": f"http://127.0.0.1:{proxy_port}{PATH}",
-        "router": f"http://127.0.0.1:{router_port}{PATH}",
     }
+    routers = {"router": (router_port, {})}
+    if compiled:
+        routers["router-py"] = (free_port(), {PURE_ENV: "1"})
+    for name, (port, env) in routers.items():
+        config["listen"]["port"] = port
+        (root / f"{name}.json").write_text(json.dumps(config))
+        processes.append(start_router(args.python, root / f"{name}.json", env))
+        targets[name] = f"http://127.0.0.1:{port}{PATH}"
     try:
         wait_http(f"http://127.0.0.1:{backend_port}/")
-        wait_http(f"http://127.0.0.1:{router_port}/readyz")
+        for port, _ in routers.values():
+            wait_http(f"http://127.0.0.1:{port}/readyz")
         for url in targets.values():
             wrk(url, script, 1, args.connections)  # warm up
         results: dict[str, dict[str, list[float]]] = {
             name: {"rps": [], "p50": [], "p99": [], "p50_1": [], "p99_1": [], "cpu_us": []}
             for name in targets
         }
-        groups = {
-            "backend": processes[0].pid,
-            "nginx": processes[1].pid,
-            "router": processes[2].pid,
-        }
+        groups = {name: process.pid for name, process in zip(targets, processes, strict=True)}
         for _ in range(args.rounds):
             for name, url in targets.items():
                 cpu_before = group_cpu_seconds(groups[name])
@@ -231,17 +224,19 @@ def main() -> int:
 
     med = {name: {k: statistics.median(v) for k, v in r.items()} for name, r in results.items()}
     print(f"wrk -t1, {args.rounds} rounds x {args.seconds:g} s, medians; POST {len(BODY)} B")
+    build = "compiled; router-py: the same, plain Python" if compiled else "plain Python"
+    print(f"router: data plane {build}")
     print(
-        f"{'target':<8} {'req/s @c' + str(args.connections):>12} {'p50 ms':>8} {'p99 ms':>8}"
+        f"{'target':<9} {'req/s @c' + str(args.connections):>12} {'p50 ms':>8} {'p99 ms':>8}"
         f" {'p50 ms @c1':>11} {'p99 ms @c1':>11} {'CPU us/req':>11}"
     )
     for name, m in med.items():
         print(
-            f"{name:<8} {m['rps']:>12.0f} {m['p50']:>8.2f} {m['p99']:>8.2f}"
+            f"{name:<9} {m['rps']:>12.0f} {m['p50']:>8.2f} {m['p99']:>8.2f}"
             f" {m['p50_1']:>11.3f} {m['p99_1']:>11.3f} {m['cpu_us']:>11.1f}"
         )
     base = med["backend"]
-    for proxy in ("nginx", "router"):
+    for proxy in ("nginx", *routers):
         m = med[proxy]
         print(
             f"{proxy}: added latency at c1 p50 {m['p50_1'] - base['p50_1']:.3f} ms, "
@@ -253,7 +248,32 @@ def main() -> int:
     print(f"router / nginx throughput: {ratio:.2f} (goal >= 0.50)")
     cpu_ratio = med["router"]["cpu_us"] / med["nginx"]["cpu_us"]
     print(f"router / nginx CPU per request: {cpu_ratio:.1f} (the machine-independent cost)")
+    if compiled:
+        plain = med["router-py"]
+        print(
+            f"plain-Python router / nginx throughput: {plain['rps'] / med['nginx']['rps']:.2f}; "
+            f"compiled / plain: throughput {med['router']['rps'] / plain['rps']:.2f}x, "
+            f"CPU per request {med['router']['cpu_us'] / plain['cpu_us']:.2f}x"
+        )
     return 0
+
+
+def compiled_router(python: str) -> bool:
+    """Whether `python -m router` would run the compiled data plane (router/native.py)."""
+    probe = "import router.native as n; print(n.select_build().compiled)"
+    output = subprocess.run(
+        [python, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    ).stdout
+    return output.strip() == "True"
+
+
+def start_router(python: str, config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [python, "-m", "router", "--config", str(config), "--log-level", "WARNING"],
+        start_new_session=True,
+        cwd=REPO,
+        env={k: v for k, v in os.environ.items() if k != PURE_ENV} | env,
+    )
 
 
 if __name__ == "__main__":
