@@ -2,8 +2,8 @@
 
 Everything else is declared in pyproject.toml. `AKSFLIGHT_ROUTER_PURE=1` at build time
 skips the compilation (no C compiler needed); the router then runs as plain Python, at
-about twice the CPU per request (docs/router.md). The build writes the SHA-256 of every
-compiled source beside the compiled modules, so an import can tell a stale build from a
+about 1.5 times the CPU per request (docs/router.md). The build writes the SHA-256 of the
+router's sources beside the compiled modules, so an import can tell a stale build from a
 current one (router/native.py).
 """
 
@@ -15,28 +15,54 @@ import os
 import runpy
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import Distribution, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CCompilerError, CompileError, ExecError
 
 HERE = Path(__file__).resolve().parent
 NATIVE = runpy.run_path(str(HERE / "router" / "native.py"))
-
+PURE = os.environ.get(NATIVE["PURE_ENV"]) == "1"
+HINT = f"set {NATIVE['PURE_ENV']}=1 to install the router as plain Python"
 
 # The commands that build extensions (setup.py is also run for metadata only).
-BUILDING = {"build", "build_ext", "bdist_wheel", "editable_wheel", "install", "develop"}
+BUILDING = {"build", "build_ext", "bdist", "bdist_wheel", "bdist_egg", "editable_wheel"}
+BUILDING |= {"install", "develop"}
+
+# mypy's view of the code, the same wherever it is built: the project's own mypy settings
+# are for checking, not compiling; third-party packages are not looked up (they may not be
+# installed yet, and their types would make the compiled code depend on their versions),
+# so the compiled code treats them as untyped, which costs nothing: they are C extensions
+# or off the request path. Modules that are imported but not compiled are read for their
+# types only.
+MYPY_OPTIONS = [
+    "--config-file=",
+    "--no-site-packages",
+    "--ignore-missing-imports",
+    "--follow-imports=silent",
+    "--python-version=3.11",
+]
 
 
 @functools.cache
 def native_extensions() -> list[object]:
-    if os.environ.get(NATIVE["PURE_ENV"]) == "1":
+    if PURE:
         return []
-    from mypyc.build import mypycify
-
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        raise SystemExit(
+            f"compiling the router needs mypyc, which comes with mypy; {HINT}"
+        ) from exc
     sources = [str(NATIVE["source_path"](m).relative_to(HERE)) for m in NATIVE["COMPILED_MODULES"]]
-    # Third-party stubs may be absent in an isolated build environment; the compiled code
-    # treats those modules as untyped, which costs nothing: they are C extensions anyway.
     group = NATIVE["GROUP_MODULE"].removesuffix("__mypyc")
-    return mypycify(["--ignore-missing-imports", *sources], opt_level="3", group_name=group)
+    return mypycify([*MYPY_OPTIONS, *sources], opt_level="3", group_name=group)
+
+
+class NativeDistribution(Distribution):
+    """Has compiled parts unless built plain: a platform wheel, and build_ext runs."""
+
+    def has_ext_modules(self) -> bool:
+        return not PURE
 
 
 class BuildNative(build_ext):
@@ -44,8 +70,8 @@ class BuildNative(build_ext):
 
     pip runs setup.py several times (requirements, metadata, build) and setuptools finalizes
     this command for its file lists each time; mypyc's code generation type-checks the
-    modules (about 30 s), so it replaces the placeholder below only in a process that builds,
-    and once. Then the build records which sources the compiled modules were built from.
+    modules (about 30 s), so it runs only in a process that builds, and once. Then the build
+    records which sources the compiled modules were built from.
     """
 
     def finalize_options(self) -> None:
@@ -54,18 +80,19 @@ class BuildNative(build_ext):
         super().finalize_options()
 
     def run(self) -> None:
-        super().run()
+        try:
+            super().run()
+        except (CCompilerError, CompileError, ExecError) as exc:
+            raise SystemExit(f"compiling the router failed ({exc}); {HINT}") from exc
         if not self.extensions:
             return
         record = json.dumps(NATIVE["source_digests"](HERE / "router"), indent=2) + "\n"
         places = {Path(self.get_ext_fullpath(NATIVE["COMPILED_MODULES"][0])).parent}
-        if self.inplace or getattr(self, "editable_mode", False):
+        if self.inplace:  # also set by editable installs
             places.add(HERE / "router")
         for place in places:
             place.mkdir(parents=True, exist_ok=True)
             (place / NATIVE["BUILD_RECORD"]).write_text(record, encoding="utf-8")
 
 
-# Declares that the distribution has compiled parts (a platform wheel; build_ext runs).
-PLACEHOLDER = [] if os.environ.get(NATIVE["PURE_ENV"]) == "1" else [Extension("router_native", [])]
-setup(ext_modules=PLACEHOLDER, cmdclass={"build_ext": BuildNative})
+setup(distclass=NativeDistribution, cmdclass={"build_ext": BuildNative})

@@ -107,6 +107,12 @@ class ServerConnection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            # The router's own code failed inside a parser callback: a bug, not a bad
+            # request. Logged with its cause; the client sees the connection cut.
+            log.error("request handling failed", exc_info=exc.__context__ or exc)
+            self._abort()
+            return
         except httptools.HttpParserUpgrade:
             self._bad_request()
         except httptools.HttpParserError:

@@ -2,15 +2,18 @@
 
 The modules below are what every proxied request runs through. `setup.py` compiles them with
 mypyc (the compiler that ships with mypy), which takes the interpreter's frame evaluation out
-of the request path: about half the router's CPU per request (docs/router.md, "Where the time
-goes"). They stay ordinary, fully typed Python, so the compiled and the plain builds behave
-the same and the same tests run on both.
+of the request path: about a third of the router's CPU per request (docs/router.md,
+"Compiled with mypyc"). They stay ordinary, fully typed Python and the same tests run on
+both builds; the compiled one also enforces the annotations at run time (a value of another
+type is a TypeError) and its classes take no attributes from outside.
 
-A compiled module is used only while its source is the one it was compiled from: the build
-records each source's SHA-256 next to the compiled modules, and `select_build`
-(run by `router/__init__.py` before any of them is imported) switches all of them to their
-sources when one was edited since, or when `AKSFLIGHT_ROUTER_PURE=1` asks for it (profilers
-see into plain Python only). So an edited checkout never runs old code.
+The compiled modules are used only while the package's sources are the ones they were
+compiled from (all of them: the compiled code also relies on the types of the modules it
+imports, such as the configuration's): the build records the SHA-256 of every `.py` file of
+the package next to the compiled modules, and `select_build` (run by `router/__init__.py`
+before any of them is imported) switches all six to their sources when a file was edited,
+added or removed since, or when `AKSFLIGHT_ROUTER_PURE=1` asks for it (profilers see into
+plain Python only). So an edited checkout never runs old code.
 
 This module is read by `setup.py` before anything is installed: standard library only.
 """
@@ -49,10 +52,10 @@ def source_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path:
 
 
 def source_digests(package_dir: Path = PACKAGE_DIR) -> dict[str, str]:
-    """SHA-256 of each compiled module's source: what the build records and imports compare."""
+    """SHA-256 of every `.py` file of the package: what the build records, imports compare."""
     return {
-        module: hashlib.sha256(source_path(module, package_dir).read_bytes()).hexdigest()
-        for module in COMPILED_MODULES
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(package_dir.glob("*.py"))
     }
 
 
@@ -93,11 +96,16 @@ def inspect_build(
     try:
         recorded = json.loads((package_dir / BUILD_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
         return Build(False, f"no readable {BUILD_RECORD} beside the compiled modules")
     current = source_digests(package_dir)
-    changed = [module for module in COMPILED_MODULES if recorded.get(module) != current[module]]
+    changed = sorted(
+        name for name in recorded.keys() | current.keys() if recorded.get(name) != current.get(name)
+    )
     if changed:
-        return Build(False, f"edited since compiled: {', '.join(changed)} (rebuild: make native)")
+        named = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if changed[3:] else "")
+        return Build(False, f"changed since compiled: {named} (rebuild: make native)")
     return Build(True, "compiled with mypyc")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol, cast
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 import httptools
 
 from router.errors import ReplicaFailed
+
+log = logging.getLogger(__name__)
 
 Headers = list[tuple[bytes, bytes]]
 CONNECT_TIMEOUT = 5.0
@@ -98,7 +101,9 @@ class Exchange(asyncio.Protocol):
         self._got_bytes = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
+            if isinstance(exc, httptools.HttpParserCallbackError):  # the router's bug
+                log.error("handling a replica's response failed", exc_info=exc.__context__ or exc)
             self._fail()
             if self.transport is not None:
                 self.transport.abort()

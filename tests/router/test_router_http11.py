@@ -253,3 +253,34 @@ def test_response_framings_from_the_replica(answer: bytes, body: bytes) -> None:
             replica.close()
 
     run(scenario())
+
+
+def test_a_failure_inside_a_parser_callback_is_logged_not_a_400(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httptools wraps a callback's exception as a parse error; the router's own bug must
+    not pass for the client's bad request."""
+
+    def broken(router: object, request: object, response: object) -> bool:
+        raise RuntimeError("boom in the fast path")
+
+    monkeypatch.setattr("router.app.try_fast", broken)  # app.py is not compiled
+
+    async def scenario() -> bytes:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with router(config) as server:
+                assert server.port is not None
+                return await _exchange(
+                    server.port,
+                    b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % SCORE,
+                    b"\r\n\r\n",
+                    timeout=3,
+                )
+
+    answer = run(scenario())
+    assert b"400" not in answer
+    failures = [r for r in caplog.records if r.getMessage() == "request handling failed"]
+    assert failures
+    assert failures[0].exc_info is not None
+    assert "boom in the fast path" in str(failures[0].exc_info[1])

@@ -10,15 +10,18 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from router import native
+from tests.router.router_support import backend, router, router_config, run
 
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 PRESENT = "json"  # stands for the compiled modules' shared library where it must be found
@@ -64,8 +67,12 @@ def test_an_edited_source_switches_to_the_sources(tmp_path: Path) -> None:
         source.write("# edited\n")
     build = inspect(folder)
     assert not build.compiled
-    assert build.reason.startswith("edited since compiled: router.pool ")
-    assert "make native" in build.reason
+    assert build.reason == "changed since compiled: pool.py (rebuild: make native)"
+    (folder / "added.py").write_text("")
+    (folder / "wire.py").unlink()
+    (folder / "app.py").write_text("")
+    build = inspect(folder)
+    assert build.reason.startswith("changed since compiled: added.py, app.py, pool.py and 1 more")
 
 
 def test_the_environment_asks_for_the_sources(tmp_path: Path) -> None:
@@ -143,14 +150,36 @@ def test_a_copy_with_an_edited_source_runs_its_sources(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(tmp_path)}
     fastpath, _, build = probe(env, cwd=tmp_path)
     assert fastpath == str(tmp_path / "router" / f"fastpath{SUFFIX}")
-    with (tmp_path / "router" / "wire.py").open("a") as source:
+    # config.py is not compiled, but the compiled code relies on its types
+    with (tmp_path / "router" / "config.py").open("a") as source:
         source.write("\n# edited after the build\n")
     fastpath, http11, build = probe(env, cwd=tmp_path)
     assert fastpath == str(tmp_path / "router" / "fastpath.py")
     assert http11 == str(tmp_path / "router" / "http11.py")
-    assert "edited since compiled: router.wire" in build
+    assert "changed since compiled: config.py " in build
 
 
 @pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI must test the compiled router")
 def test_ci_runs_the_compiled_router() -> None:
     assert native.select_build() == native.Build(True, "compiled with mypyc")
+
+
+def test_the_metrics_and_the_start_up_log_say_which_build_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    build = native.select_build()
+
+    async def scenario() -> str:
+        async with backend() as model:
+            config = router_config([{"name": "m", "replicas": [model.url]}])
+            async with (
+                router(config) as server,
+                httpx.AsyncClient(base_url=server.base_url) as client,
+            ):
+                return (await client.get("/metrics")).text
+
+    with caplog.at_level(logging.INFO, logger="router.server"):
+        metrics = run(scenario())
+    value = "1.0" if build.compiled else "0.0"
+    assert f'router_data_plane_compiled{{reason="{build.reason}"}} {value}' in metrics
+    assert any(f"data plane: {build.reason}" in r.getMessage() for r in caplog.records)
