@@ -7,7 +7,8 @@
 #   aksflight check -c env.yaml --in-cluster --image <registry>/aksflight:0.1.0
 #
 # Air-gapped: mirror the base image below (python:3.11-slim) into your registry and build
-# with --build-arg PYTHON_IMAGE=<registry>/python:3.11-slim.
+# with --build-arg PYTHON_IMAGE=<registry>/python:3.11-slim; the build stage also needs a
+# package index (pyproject.toml, mypy included) and an apt mirror (gcc, libc6-dev).
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build

@@ -32,7 +32,7 @@ from pathlib import Path
 
 BODY = json.dumps({"data": [[5.1, 3.5, 1.4, 0.2]]})
 REPO = Path(__file__).resolve().parents[1]
-PURE_ENV = "AKSFLIGHT_ROUTER_PURE"  # router/native.py
+PURE_ENV = "AKSFLIGHT_ROUTER_PURE"  # router.native.PURE_ENV (the bench imports no router code)
 PATH = "/api/v1/service/bench/score"
 
 
@@ -262,9 +262,14 @@ def compiled_router(python: str) -> bool:
     """Whether `python -m router` would run the compiled data plane (router/native.py)."""
     probe = "import router.native as n; print(n.select_build().compiled)"
     output = subprocess.run(
-        [python, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+        [python, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO, env=env_with()
     ).stdout
     return output.strip() == "True"
+
+
+def env_with(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without a build choice of its own, plus `extra`."""
+    return {k: v for k, v in os.environ.items() if k != PURE_ENV} | (extra or {})
 
 
 def start_router(python: str, config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -272,7 +277,7 @@ def start_router(python: str, config: Path, env: dict[str, str]) -> subprocess.P
         [python, "-m", "router", "--config", str(config), "--log-level", "WARNING"],
         start_new_session=True,
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k != PURE_ENV} | env,
+        env=env_with(env),
     )
 
 
