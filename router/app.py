@@ -24,7 +24,6 @@ from router.body import StreamedBody
 from router.config import RouterConfig, ServiceConfig
 from router.datacollect import DataCollector
 from router.errors import AuthError, BodyTooLarge, NoReplicas, QueueTimeout, ReplicaFailed
-from router.fastpath import try_fast
 from router.figures import FigureSampler
 from router.messages import Request, Response
 from router.metrics import RouterMetrics
@@ -214,13 +213,6 @@ class Router:
             self.record(
                 request, name, status, elapsed, request_id, outcome.replica, outcome.bytes_out
             )
-
-    def fast(self, request: Request, response: Response) -> bool:
-        """The server's fast handler: see router.fastpath."""
-        if try_fast(self, request, response):
-            self.metrics.fast_path += 1
-            return True
-        return False
 
     def record(  # noqa: PLR0917
         self,

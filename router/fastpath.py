@@ -68,6 +68,7 @@ def try_fast(router: Router, request: Request, response: Response) -> bool:
         request.claimed = replica
         return False
     flight.start(exchange)
+    router.metrics.stats.fast_path += 1
     return True
 
 

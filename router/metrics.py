@@ -65,7 +65,7 @@ class _PoolCollector(Collector):
         yield from (queue, in_flight, ready, desired)
 
 
-class _RequestStats(Collector):
+class RequestStats(Collector):
     """Requests by (service, code) and a latency histogram per service, as plain numbers."""
 
     def __init__(self) -> None:
@@ -131,9 +131,10 @@ class RouterMetrics:
         desired: Callable[[], Mapping[str, int]],
     ) -> None:
         self.registry = CollectorRegistry()
-        self._stats = _RequestStats()
-        self.registry.register(self._stats)
-        self.observe = self._stats.observe
+        # Counted into directly by the request path (router.fastpath counts `fast_path`).
+        self.stats = RequestStats()
+        self.registry.register(self.stats)
+        self.observe = self.stats.observe
         self.retries = Counter(
             "router_replica_retries",
             "Requests sent again because a replica refused or died",
@@ -144,11 +145,7 @@ class RouterMetrics:
 
     @property
     def fast_path(self) -> int:
-        return self._stats.fast_path
-
-    @fast_path.setter
-    def fast_path(self, count: int) -> None:
-        self._stats.fast_path = count
+        return self.stats.fast_path
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -29,6 +30,7 @@ from router.autoscaler import Autoscaler
 from router.config import RouterConfig, load_config
 from router.discovery import build_discovery, connect_cluster
 from router.errors import ConfigError, RouterError
+from router.fastpath import try_fast
 from router.figures import FigureSampler
 from router.kube import ClusterApi
 from router.metrics import ScalingCollector
@@ -110,7 +112,7 @@ class RouterServer:
                 listen.host,
                 listen.port,
                 ssl_context,
-                fast=self.router.fast,
+                fast=functools.partial(try_fast, self.router),
                 registry=self.connections,
             )
         except OSError as exc:

@@ -264,7 +264,7 @@ def test_a_failure_inside_a_parser_callback_is_logged_not_a_400(
     def broken(router: object, request: object, response: object) -> bool:
         raise RuntimeError("boom in the fast path")
 
-    monkeypatch.setattr("router.app.try_fast", broken)  # app.py is not compiled
+    monkeypatch.setattr("router.server.try_fast", broken)  # server.py is not compiled
 
     async def scenario() -> bytes:
         async with backend() as model:
