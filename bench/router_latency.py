@@ -10,7 +10,7 @@ stated in:
 
     router throughput >= 0.5 x nginx, added p50 <= 1 ms, added p99 <= 5 ms
 
-Usage: python bench/router_latency.py [--rounds 3] [--seconds 4] [--connections 32]
+Usage: python bench/router_latency.py [--rounds 5] [--seconds 4] [--connections 32]
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--access-log", action="store_true")
