@@ -25,8 +25,16 @@ PURE = os.environ.get(NATIVE["PURE_ENV"]) == "1"
 HINT = f"set {NATIVE['PURE_ENV']}=1 to install the router as plain Python"
 
 # The commands that build extensions (setup.py is also run for metadata only).
-BUILDING = {"build", "build_ext", "bdist", "bdist_wheel", "bdist_egg", "editable_wheel"}
-BUILDING |= {"install", "develop"}
+BUILDING = {
+    "build",
+    "build_ext",
+    "bdist",
+    "bdist_wheel",
+    "bdist_egg",
+    "editable_wheel",
+    "install",
+    "develop",
+}
 
 # mypy's view of the code, the same wherever it is built: the project's own mypy settings
 # are for checking, not compiling; third-party packages are not looked up (they may not be

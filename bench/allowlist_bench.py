@@ -5,9 +5,8 @@ runs, and the wall time's ratio to a baseline measured in the same run (a JSON r
 10,000 plain rule dicts), since the machine is shared and noisy. Targets: each format under
 1 s for 10,000 requirements (the allowlist built, then rendered: what one `aksflight
 allowlist -f FORMAT` does after start-up); an audit of 5,000 rules against them under 1 s.
-The imports a
-command pays once (the allowlist package, and the SDK models only azure-firewall, nsg and
-the audit need) are timed in a fresh interpreter.
+The imports a command pays once (the allowlist package, and the SDK models only
+azure-firewall, nsg and the audit need) are timed in a fresh interpreter.
 
     .venv/bin/python bench/allowlist_bench.py [--runs 5]
 """

@@ -35,16 +35,16 @@ DISCOVERY_ACCESS: tuple[tuple[str, str, str], ...] = tuple(
     )
     for verb in ("list", "watch")
 )
-# What the kubeconfig loaders raise, besides their own ConfigException, for a file they
-# cannot use (malformed YAML, missing keys, unreadable certificate files).
-KUBECONFIG_FILE_ERRORS: tuple[type[Exception], ...] = (
+# What the kubeconfig loaders raise for a file they cannot use: their own ConfigException,
+# malformed YAML, missing keys, unreadable certificate files.
+KUBECONFIG_LOADER_ERRORS: tuple[type[Exception], ...] = (
+    k8s_config.ConfigException,
     yaml.YAMLError,
     OSError,
     KeyError,
     ValueError,
     TypeError,
 )
-_LOADER_ERRORS: tuple[type[Exception], ...] = (k8s_config.ConfigException, *KUBECONFIG_FILE_ERRORS)
 _SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 NO_CREDENTIALS = (
     "no Kubernetes credentials: no --kubeconfig, KUBECONFIG or ~/.kube/config, "
@@ -85,7 +85,7 @@ async def load_client(options: ProbeOptions) -> tuple[Any, str]:
             )
         else:
             return None, NO_CREDENTIALS
-    except _LOADER_ERRORS as exc:
+    except KUBECONFIG_LOADER_ERRORS as exc:
         if explicit:
             raise OptionsError("kubeconfig", f"{path}: {describe(exc)}") from exc
         return None, f"the kubeconfig {path} cannot be used: {describe(exc)}"

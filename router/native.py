@@ -28,7 +28,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -78,11 +78,10 @@ class Build:
 
 def inspect_build(
     package_dir: Path = PACKAGE_DIR,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] = os.environ,
     group_module: str = GROUP_MODULE,
 ) -> Build:
     """Whether the compiled modules can be used, without importing any of them."""
-    environ = dict(os.environ) if environ is None else environ
     present = [module for module in COMPILED_MODULES if compiled_path(module, package_dir)]
     if not present:
         return Build(False, "installed without compiling (plain Python)")

@@ -12,10 +12,8 @@ from kubernetes import config as k8s_config
 
 from preflight._net import describe
 from preflight.incluster.errors import InClusterError
-from preflight.kube import KUBECONFIG_FILE_ERRORS, _kubeconfig_path
+from preflight.kube import KUBECONFIG_LOADER_ERRORS, _kubeconfig_path
 from preflight.options import ProbeOptions
-
-_LOADER_ERRORS: tuple[type[Exception], ...] = (k8s_config.ConfigException, *KUBECONFIG_FILE_ERRORS)
 
 
 def api_client(kubeconfig: str | Path | None = None, context: str | None = None) -> Any:
@@ -35,7 +33,7 @@ def api_client(kubeconfig: str | Path | None = None, context: str | None = None)
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
             )
-    except _LOADER_ERRORS as exc:
+    except KUBECONFIG_LOADER_ERRORS as exc:
         where = path or "the in-cluster service account"
         raise InClusterError(f"kubeconfig: {where}: {describe(exc)}") from exc
     configuration.retries = None
