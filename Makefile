@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml setup.py
 
 # Compiled again when a source of the router changed; until then the router runs as plain
 # Python (router/native.py).
-$(NATIVE): $(STAMP) setup.py $(wildcard router/*.py)
+$(NATIVE): $(STAMP) setup.py $(wildcard router/*.py) | system-deps
 	env -u AKSFLIGHT_ROUTER_PURE $(BIN)/pip install -q --no-deps -e .
 
 native: $(NATIVE)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the lab, the benchmarks and the tests need (as root, once).
+# Installs the Debian packages the build (gcc for the router), the lab, the benchmarks and
+# the tests need (as root, once).
 set -euo pipefail
-packages=(dnsmasq-base nftables iproute2 wrk nginx-light docker-registry graphviz squid)
+packages=(gcc libc6-dev dnsmasq-base nftables iproute2 wrk nginx-light docker-registry graphviz squid)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
